@@ -136,6 +136,7 @@ class ResNet(nn.Module):
         if zero_init_residual and not residual:
             raise ValueError("zero_init_residual needs shortcuts: a plain network would output zeros")
         self.residual, self.shortcut, self.stride_at = residual, shortcut, stride_at
+        self.image_size = 224 if stem == "imagenet" else 32  # the paper's input size, for summaries
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
