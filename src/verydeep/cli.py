@@ -42,6 +42,189 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with value read as JSON where it can be (numbers, true/false), else as a string."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
+def read_config_file(path: str) -> dict:
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of settings, e.g. 'model: resnet20'")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def train_config(args: argparse.Namespace):
+    """Settings from, in rising order: the resumed run's config.json, --config FILE, the command line."""
+    from dataclasses import fields
+
+    from .recipes import field_types
+    from .runs import RunDir
+    from .train import TrainConfig
+
+    settings: dict = {}
+    if getattr(args, "resume", False) and getattr(args, "out", None):
+        settings.update(RunDir(args.out).read_config()["train"])
+        settings = {**settings, "overrides": dict(settings.get("overrides", {}))}
+    if getattr(args, "config", None):
+        for key, value in read_config_file(args.config).items():
+            if key in field_types():
+                settings.setdefault("overrides", {})[key] = value
+            elif key == "options":
+                settings.setdefault("model_options", {}).update(value)
+            else:
+                settings[key] = value
+    names = {f.name for f in fields(TrainConfig)}
+    for key, value in vars(args).items():
+        if key in field_types():
+            settings.setdefault("overrides", {})[key] = value
+        elif key == "option":
+            settings.setdefault("model_options", {}).update(dict(value))
+        elif key in names:
+            settings[key] = value
+    if "model" not in settings:
+        raise ValueError("give --model NAME (see `verydeep list`), or --out DIR --resume to continue a run")
+    given = vars(args)
+    if "epochs" in given and "iters" in given:
+        raise ValueError("give --epochs or --iters, not both")
+    if "epochs" in given:
+        settings["iters"] = None
+    if "iters" in given:
+        settings["epochs"] = None
+    return TrainConfig.from_dict(settings)
+
+
+def default_out(model: str, data: str) -> str:
+    import time
+    from pathlib import Path
+
+    return str(Path("runs") / f"{model}-{Path(data).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import Interrupted, NonFiniteLoss, fit
+
+    cfg = train_config(args)
+    out = getattr(args, "out", None) or default_out(cfg.model, cfg.data)
+    try:
+        summary = fit(cfg, out, resume=getattr(args, "resume", False))
+    except Interrupted as e:
+        print(f"verydeep train: {e}", file=sys.stderr)
+        return 130
+    except NonFiniteLoss as e:
+        print(f"verydeep train: error: {e}", file=sys.stderr)
+        return 3
+    line = (
+        f"{summary['model']}: {summary['steps']} steps ({summary['epochs']:.2f} epochs) in "
+        f"{summary['seconds']:.0f} s, {summary['images_per_second']:.0f} img/s; "
+        f"train error {100 * summary['train_error']:.2f}%, val error {100 * summary['val_error']:.2f}%"
+    )
+    if "test_error" in summary:
+        line += f", test error {100 * summary['test_error']:.2f}%"
+    print(line)
+    print(f"run folder: {out}")
+    return 0
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .recipes import RECIPES, field_types
+
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("what to train")
+    g.add_argument("--model", default=S, help="a model name from `verydeep list`")
+    g.add_argument(
+        "--data",
+        default=S,
+        help="fashion-mnist (default), cifar10, cifar100, synthetic, or a folder with train/ and val/ class folders",
+    )
+    g.add_argument("--data-dir", default=S, help="where the data set lies (default: $VERYDEEP_DATA, Debian's folder)")
+    g.add_argument("--subset", type=int, default=S, help="train on only N images (quick runs)")
+    g.add_argument("--val-size", type=int, default=S, help="images held out of the training set (default 5000)")
+    g.add_argument(
+        "-o",
+        "--option",
+        type=parse_option,
+        action="append",
+        default=S,
+        metavar="KEY=VALUE",
+        help="a model option, e.g. -o shortcut=B -o zero_init_residual=true -o batch_norm=true",
+    )
+    g.add_argument(
+        "--init-from",
+        default=S,
+        metavar="RUN_OR_FILE",
+        help="VGG Sec. 3.1: copy a trained configuration A's first four convs and three FC layers",
+    )
+    g = p.add_argument_group("how long")
+    g.add_argument("--epochs", type=float, default=S, help="length in epochs (default: the recipe's iterations)")
+    g.add_argument("--iters", type=int, default=S, help="length in SGD steps")
+    g = p.add_argument_group("recipe (every field can be overridden; defaults are the paper's)")
+    g.add_argument("--recipe", default=S, choices=list(RECIPES), help="default: the paper's recipe for the model")
+    for name, hint in field_types().items():
+        flag = "--" + name.replace("_", "-")
+        g.add_argument(flag, default=S, metavar=name.upper(), help=f"recipe field {name} ({_type_name(hint)})")
+    g = p.add_argument_group("where and how")
+    g.add_argument("--out", default=S, help="run folder (default runs/MODEL-DATA-TIME)")
+    g.add_argument("--resume", action="store_true", default=S, help="continue the run in --out from its checkpoint")
+    g.add_argument("--config", default=S, help="a YAML or JSON file of settings (command-line flags win)")
+    g.add_argument("--seed", type=int, default=S, help="random seed of initialisation, data order and augmentation")
+    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument(
+        "--precision",
+        default=S,
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 autocast where the hardware runs it natively, else fp32",
+    )
+    g.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        default=S,
+        help="keep the contiguous (NCHW) memory format",
+    )
+    g.add_argument("--compile", action="store_true", default=S, help="torch.compile the model (often slower on CPU)")
+    g.add_argument("--deterministic", action="store_true", default=S, help="deterministic algorithms only")
+    g.add_argument("--micro-batch", type=int, default=S, help="accumulate gradients over micro-batches of this size")
+    g.add_argument("--workers", type=int, default=S, help="data loader workers for image folders")
+    g.add_argument("--skip-bad", action="store_true", default=S, help="skip unreadable files in image folders")
+    g.add_argument("--sync-bn", action="store_true", default=S, help="SyncBatchNorm across torchrun processes")
+    g.add_argument("--log-every", type=int, default=S, help="steps between metrics rows (default 50)")
+    g.add_argument("--checkpoint-every", type=int, default=S, help="steps between checkpoints (and every epoch)")
+    g.add_argument(
+        "--test",
+        action="store_true",
+        default=S,
+        help="evaluate once on the test split at the end (never used for any choice)",
+    )
+
+
+def _type_name(hint) -> str:
+    import typing
+
+    if typing.get_origin(hint) is typing.Literal:
+        return "|".join(map(str, typing.get_args(hint)))
+    if typing.get_origin(hint) is tuple:
+        return "comma-separated list"
+    return getattr(hint, "__name__", str(hint))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verydeep",
@@ -68,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", choices=["imagenet", "small"], help="VGG head (small: 28-64 px images)")
     p.add_argument("--weights", help="a safetensors or torchvision file to describe instead")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model with a paper's recipe into a run folder",
+        description="Train a model with its paper's recipe (or another) into a run folder holding config.json, "
+        "metrics.csv, checkpoint.pt, model.safetensors and summary.json. Ctrl-C saves a checkpoint; "
+        "--resume continues from it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
     return parser
 
 
@@ -76,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"verydeep {args.command}: error: {e}", file=sys.stderr)
         return 2
 

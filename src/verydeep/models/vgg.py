@@ -224,6 +224,54 @@ def linear_as_conv(fc: nn.Linear, size: int) -> nn.Conv2d:
     return conv
 
 
+def conv_positions(model: VGG) -> list[tuple[int, int, nn.Conv2d]]:
+    """(block, position in block, conv) for every conv layer, in order."""
+    positions, block, index = [], 0, 0
+    for m in model.features:
+        if isinstance(m, nn.Conv2d):
+            positions.append((block, index, m))
+            index += 1
+        elif isinstance(m, nn.MaxPool2d):
+            block, index = block + 1, 0
+    return positions
+
+
+def initialise_from_a(model: VGG, net_a: VGG) -> list[str]:
+    """Copy net A's first four conv layers and its three FC layers into a deeper net (VGG Sec. 3.1).
+
+    "We initialised the first four convolutional layers and the last three fully-connected layers with the
+    layers of net A." A's first four convs are conv1_1 (3->64), conv2_1 (64->128), conv3_1 (128->256) and
+    conv3_2 (256->256). In B-E the first two of those positions hold 64->64 and 128->128 convs, which cannot
+    take them, so we read the sentence by role: each of A's four goes to the conv at the same place (block,
+    position in block) of the deeper net, i.e. the 1st, 3rd, 5th and 6th convs of D and E. The rest keep their
+    random initialisation. Returns the names of the layers copied.
+    """
+    if net_a.config not in ("A", "A-LRN"):
+        raise ValueError(f"initialisation comes from a trained configuration A, not {net_a.config}")
+    targets = {(b, i): conv for b, i, conv in conv_positions(model)}
+    names = {m: n for n, m in model.named_modules()}
+    copied = []
+    with torch.no_grad():
+        for block, index, source in conv_positions(net_a)[:4]:
+            target = targets[(block, index)]
+            if target.weight.shape != source.weight.shape:
+                raise ValueError(f"A's conv at block {block + 1}, position {index + 1} does not fit {names[target]}")
+            target.weight.copy_(source.weight)
+            target.bias.copy_(source.bias)
+            copied.append(names[target])
+        fcs = [m for m in model.classifier if isinstance(m, nn.Linear)]
+        for target, source in zip(fcs, [m for m in net_a.classifier if isinstance(m, nn.Linear)]):
+            if target.weight.shape != source.weight.shape:
+                raise ValueError(
+                    f"A's FC layers {tuple(source.weight.shape)} do not fit {names[target]} "
+                    f"{tuple(target.weight.shape)}: the head and number of classes must match"
+                )
+            target.weight.copy_(source.weight)
+            target.bias.copy_(source.bias)
+            copied.append(names[target])
+    return copied
+
+
 def check_input_size(size: int, head: Head) -> None:
     if head == "imagenet" and not PAPER_INPUT <= size < PAPER_INPUT + 32:
         raise ValueError(

@@ -1,0 +1,206 @@
+"""What every source hands the training loop: ``Data``, its batch plan, and where data sets are looked for."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+MeanKind = Literal["pixel", "rgb"]
+
+
+def derive_seed(*keys: object) -> int:
+    """A 63-bit seed from a tuple of keys: (seed, epoch) and (seed, epoch, batch) give unrelated streams."""
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def generator(*keys: object) -> torch.Generator:
+    """A CPU generator seeded from ``keys``; drawing on the CPU makes the numbers the same on every device."""
+    return torch.Generator().manual_seed(derive_seed(*keys))
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$XDG_CACHE_HOME/verydeep``, by default ``~/.cache/verydeep``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verydeep"
+
+
+def search_roots(data_dir: str | Path | None, *system: Path) -> list[Path]:
+    """The folders to look in: ``data_dir`` alone when given, else ``$VERYDEEP_DATA``, ``system``, the cache."""
+    if data_dir is not None:
+        return [Path(data_dir).expanduser()]
+    env = os.environ.get("VERYDEEP_DATA")
+    return [*([Path(env).expanduser()] if env else []), *system, cache_dir()]
+
+
+def pixel_sum(images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Exact int64 sum over the batch of uint8 images (N, C, H, W), by chunks so the int64 copy stays small."""
+    total = torch.zeros(images.shape[1:], dtype=torch.int64)
+    for part in images.split(chunk):
+        total += part.sum(0, dtype=torch.int64)
+    return total
+
+
+def mean_from_sum(total: torch.Tensor, count: int, kind: MeanKind) -> torch.Tensor:
+    """The mean image (C, H, W) for "pixel", or the mean colour (C, 1, 1) for "rgb", in [0, 1] units, float32.
+
+    ResNet subtracts the per-pixel mean (Sec. 3.4 ImageNet, Sec. 4.2 CIFAR); VGG the mean RGB value (Sec. 2.1).
+    """
+    if count == 0:
+        raise ValueError(
+            "no training images to compute the mean from: the training split is empty, or every image sampled "
+            "for the mean was unreadable and skipped; check the training files"
+        )
+    if kind == "rgb":
+        pixels = count * total.shape[1] * total.shape[2]
+        return (total.sum((1, 2), keepdim=True).double() / (pixels * 255)).float()
+    return (total.double() / (count * 255)).float()
+
+
+def to_float(images: torch.Tensor, mean: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 (images / 255) - mean, in the asked memory format, in one copy."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return images.to(torch.float32, memory_format=layout).div_(255).sub_(mean)
+
+
+class Data:
+    """A data set split into train / val / test, with the batches the training loop asks for.
+
+    Made by ``load_data``. Subclasses hold the images: ``TensorData`` (in memory) and ``FolderData`` (files on
+    disk, decoded in DataLoader workers). Both yield the same batches for the same arguments on any device.
+    """
+
+    in_memory: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        classes: list[str],
+        in_channels: int,
+        image_size: int,
+        mean: torch.Tensor,
+        sizes: dict[str, int],
+        source: str,
+        notes: list[str] | None = None,
+    ):
+        self.name = name
+        self.classes = list(classes)
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.mean = mean
+        self.sizes = dict(sizes)
+        self.source = source  # where the images came from, for the run's record
+        self.notes = list(notes or [])  # what the caller should print, e.g. "test split is the val folder"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def skipped(self) -> int:
+        """Files skipped as unreadable so far (image folders with ``skip_bad``); always 0 in memory."""
+        return 0
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{split} {n:,}" for split, n in self.sizes.items())
+        shape = f"{self.in_channels}x{self.image_size}x{self.image_size}"
+        return f"{type(self).__name__}({self.name!r}: {self.num_classes} classes, {shape}, {sizes}; {self.source})"
+
+    def num_batches(self, split: Split, batch_size: int, *, world_size: int = 1, drop_last: bool | None = None) -> int:
+        """Batches one rank gets from ``batches`` with the same arguments (rank 0 when the last is partial)."""
+        n = self.sizes[self._check_split(split)]
+        if batch_size < 1 or world_size < 1:
+            raise ValueError(f"batch_size and world_size must be at least 1, not {batch_size} and {world_size}")
+        per_step = batch_size * world_size
+        return n // per_step if _drop_last(split, drop_last) else math.ceil(n / per_step)
+
+    def batches(
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        epoch: int = 0,
+        start: int = 0,
+        seed: int = 0,
+        augment: bool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool | None = None,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (x, y): x float32 (uint8 / 255) - mean, shape (B, C, H, W) on ``device``; y int64 labels.
+
+        train: shuffled by a permutation drawn from (seed, epoch) alone, so a run resumed at batch ``start``
+        of ``epoch`` sees exactly the batches of an uninterrupted run; the augmentation's random numbers come
+        from a generator seeded by (seed, epoch, batch index, rank). val / test: in order. ``augment`` defaults
+        to True for train only, ``drop_last`` likewise. With ``world_size`` > 1, rank r takes every
+        world_size-th sample of the epoch's order: the ranks' batches are disjoint slices of the global batch
+        (``batch_size`` * world_size) a single process would take. Without drop_last, when fewer samples than
+        ranks remain for the last step, the higher ranks have one batch fewer.
+        """
+        self._check_split(split)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), not {rank}")
+        if start < 0:
+            raise ValueError(f"start must be a batch index >= 0, not {start}")
+        count = self.num_batches(split, batch_size, world_size=world_size, drop_last=drop_last)
+        if split == "train":
+            order = torch.randperm(self.sizes[split], generator=generator("order", seed, epoch))
+        else:
+            order = torch.arange(self.sizes[split])
+        shard = order[rank::world_size][: count * batch_size]
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            # "cuda" and "cuda:0" must name one device, or the in-memory splits would be copied there twice
+            device = torch.device("cuda", torch.cuda.current_device())
+        return self._generate(
+            split,
+            shard,
+            batch_size,
+            start=start,
+            augment=split == "train" if augment is None else augment,
+            keys=(split, seed, epoch, rank),
+            device=device,
+            channels_last=channels_last,
+        )
+
+    def images(self, split: Split) -> Dataset:
+        """Map-style dataset of (uint8 image (C, H, W) at its original size, int label), no transform at all.
+
+        For the evaluation protocols (dense, multi-crop, ten-crop) and predict, which do their own resizing.
+        """
+        raise NotImplementedError
+
+    def _generate(
+        self,
+        split: str,
+        shard: torch.Tensor,
+        batch_size: int,
+        *,
+        start: int,
+        augment: bool,
+        keys: tuple,
+        device: torch.device,
+        channels_last: bool,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of ``shard.split(batch_size)`` from index ``start``; batch k's random numbers
+        come from ``generator(kind, *keys, k)``."""
+        raise NotImplementedError
+
+    def _check_split(self, split: str) -> str:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        return split
+
+
+def _drop_last(split: str, drop_last: bool | None) -> bool:
+    return split == "train" if drop_last is None else drop_last

@@ -1,0 +1,259 @@
+"""ImageNet-style folders: PATH/train/<class>/<image>, PATH/val/<class>/<image>, optionally PATH/test/<class>/.
+
+Files are listed by torchvision's DatasetFolder machinery, decoded by torchvision.io and transformed by
+transforms.v2 in DataLoader workers, one batch per worker task so that the batch's random numbers can be
+seeded by its index. Training follows both papers: scale jittering (shorter side S ~ U[scale]; VGG Sec. 3.1
+uses [256, 512], ResNet Sec. 3.4 [256, 480]), a random crop, a horizontal flip, then AlexNet's PCA colour
+shift on the float batch on the device. Evaluation is the single-centre-crop protocol: shorter side resized
+to round(image_size * 256 / 224), centre crop of image_size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import v2
+
+from .augment import pca_lighting
+from .base import Data, MeanKind, derive_seed, generator, mean_from_sum, to_float
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
+MEAN_SAMPLE = 2000  # training images the mean is estimated from
+LAYOUT = "train/ and val/ folders (optionally test/) with one sub-folder of images per class, as ImageNet's"
+SKIP_HINT = "pass --skip-bad (load_data(..., skip_bad=True)) to skip and count such files"
+
+
+def is_image_folder(path: Path) -> bool:
+    return (path / "train").is_dir() and (path / "val").is_dir()
+
+
+def default_workers() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(8, cpus - 1))
+
+
+def read_image(path: str) -> torch.Tensor:
+    """uint8 RGB (3, H, W); grey, CMYK and palette files are converted, 16-bit PNGs scaled down."""
+    try:
+        with warnings.catch_warnings():
+            # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they are still the ones we support
+            warnings.simplefilter("ignore", DeprecationWarning)
+            image = decode_image(path, mode=ImageReadMode.RGB)
+    except RuntimeError as error:
+        raise ValueError(f"cannot decode image {path} ({error}); remove it, or {SKIP_HINT}") from error
+    return image if image.dtype == torch.uint8 else v2.functional.to_dtype(image, torch.uint8, scale=True)
+
+
+class ImageFiles(Dataset):
+    """(uint8 image (3, H, W) at its original size, int label) for each file: ``Data.images``. An undecodable
+    file raises even with skip_bad, which can only drop it from a batch, not from a map-style dataset."""
+
+    def __init__(self, samples: list[tuple[str, int]]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[i]
+        return read_image(path), label
+
+
+class _Batches(Dataset):
+    """Item (seed, indices) -> one batch (uint8 (B, 3, S, S), int64 labels, paths skipped as unreadable)."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform: v2.Transform, size: int, skip_bad: bool):
+        self.samples, self.transform, self.size, self.skip_bad = samples, transform, size, skip_bad
+
+    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        seed, indices = key
+        images, labels, bad = [], [], []
+        # v2's random transforms draw from torch's global generator; fork_rng leaves the caller's untouched
+        # when there are no workers
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for i in indices:
+                path, label = self.samples[i]
+                try:
+                    image = read_image(path)
+                except ValueError:
+                    if not self.skip_bad:
+                        raise
+                    bad.append(path)
+                    continue
+                images.append(self.transform(image))
+                labels.append(label)
+        x = torch.stack(images) if images else torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)
+        return x, torch.tensor(labels, dtype=torch.int64), bad
+
+
+class FolderData(Data):
+    """Image files on disk, decoded and transformed in ``workers`` DataLoader processes."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        mean: MeanKind,
+        val_size: int | None,
+        subset: int | None,
+        split_seed: int,
+        image_size: int | None,
+        skip_bad: bool,
+        scale: tuple[int, int],
+        color_jitter: bool,
+        workers: int | None,
+    ):
+        size = 224 if image_size is None else image_size
+        low, high = scale
+        if not size <= low <= high:
+            raise ValueError(
+                f"scale must be (low, high) with image_size={size} <= low <= high, not {scale}: the random "
+                f"{size} crop is cut from the image with its shorter side resized to a size in that range"
+            )
+        classes = _classes(root / "train")
+        samples, others = _list(root, classes)
+        if others and not skip_bad:
+            shown = "; ".join(others[:5]) + ("; ..." if len(others) > 5 else "")
+            raise ValueError(
+                f"{len(others)} file(s) in {root} are not images (by extension; {' '.join(IMAGE_EXTENSIONS)} are "
+                f"read): {shown}. Remove them, or {SKIP_HINT}"
+            )
+        notes = []
+        if "test" not in samples:
+            samples["test"] = samples["val"]
+            notes.append(f"{root} has no test/ folder: the test split is val/ (the papers report ImageNet val)")
+        if subset is not None:
+            if subset > len(samples["train"]):
+                raise ValueError(
+                    f"subset={subset:,} is more than the {len(samples['train']):,} images in {root}/train; pass a "
+                    f"smaller subset"
+                )
+            samples["train"] = _sample(samples["train"], subset, (split_seed, "train"))
+            val_size = min(len(samples["val"]) if val_size is None else val_size, max(subset // 10, 100))
+        if val_size is not None:
+            samples["val"] = _sample(samples["val"], val_size, (split_seed, "val"))
+
+        self.workers = default_workers() if workers is None else workers
+        self.color_jitter = color_jitter
+        self.skip_bad = skip_bad
+        self._samples = samples
+        self._non_images = others
+        self._bad: set[str] = set()
+        self._eval_transform = v2.Compose([v2.Resize(round(size * 256 / 224)), v2.CenterCrop(size)])
+        self._train_transform = v2.Compose(
+            [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(size), v2.RandomHorizontalFlip()]
+        )
+        self.image_size = size
+        super().__init__(
+            name=root.resolve().name,
+            classes=classes,
+            in_channels=3,
+            image_size=size,
+            mean=self._sample_mean(mean, split_seed),
+            sizes={split: len(files) for split, files in samples.items()},
+            source=str(root),
+            notes=notes,
+        )
+
+    @property
+    def skipped(self) -> int:
+        return len(self._non_images) + len(self._bad) if self.skip_bad else 0
+
+    def images(self, split: str) -> ImageFiles:
+        return ImageFiles(self._samples[self._check_split(split)])
+
+    def _sample_mean(self, kind: MeanKind, split_seed: int) -> torch.Tensor:
+        """The mean of up to MEAN_SAMPLE training images (a fixed sample) through the evaluation transform."""
+        sample = _sample(self._samples["train"], MEAN_SAMPLE, (split_seed, "mean"))
+        tasks = [(0, list(range(i, min(i + 64, len(sample))))) for i in range(0, len(sample), 64)]
+        total = torch.zeros(3, self.image_size, self.image_size, dtype=torch.int64)
+        count = 0
+        for x, _, bad in self._loader(sample, tasks, self._eval_transform, pin=False):
+            self._bad.update(bad)
+            total += x.sum(0, dtype=torch.int64)
+            count += len(x)
+        return mean_from_sum(total, count, kind)
+
+    def _loader(
+        self, samples: list[tuple[str, int]], tasks: list[tuple[int, list[int]]], transform: v2.Transform, pin: bool
+    ) -> DataLoader:
+        dataset = _Batches(samples, transform, self.image_size, self.skip_bad)
+        return DataLoader(dataset, batch_size=None, sampler=tasks, num_workers=self.workers, pin_memory=pin)
+
+    def _generate(
+        self,
+        split: str,
+        shard: torch.Tensor,
+        batch_size: int,
+        *,
+        start: int,
+        augment: bool,
+        keys: tuple,
+        device: torch.device,
+        channels_last: bool,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batches = shard.split(batch_size)[start:]
+        tasks = [(derive_seed("augment", *keys, k), index.tolist()) for k, index in enumerate(batches, start)]
+        transform = self._train_transform if augment else self._eval_transform
+        mean = self.mean.to(device)
+        loader = self._loader(self._samples[split], tasks, transform, pin=device.type == "cuda")
+        for k, (x, y, bad) in enumerate(loader, start):
+            self._bad.update(bad)
+            if len(y) == 0:  # every file of the batch was unreadable
+                continue
+            x = to_float(x.to(device, non_blocking=True), mean, channels_last)
+            if augment and self.color_jitter:
+                pca_lighting(x, generator("lighting", *keys, k))
+            yield x, y.to(device, non_blocking=True)
+
+
+def _classes(train: Path) -> list[str]:
+    classes = [name for name in find_classes(train)[0] if not name.startswith(".")] if train.is_dir() else []
+    if not classes:
+        raise ValueError(f"{train} has no class folders; expected {LAYOUT}")
+    return classes
+
+
+def _list(root: Path, classes: list[str]) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+    """Each split's (image path, label) pairs, and the paths that are not images. Files and folders whose name
+    starts with '.' are left out silently (.DS_Store, .ipynb_checkpoints)."""
+    class_to_idx = {name: i for i, name in enumerate(classes)}
+    samples, others = {}, []
+    for split in ("train", "val", "test"):
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        found = {entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")}
+        unknown = sorted(found - set(classes))
+        if unknown:
+            raise ValueError(
+                f"{folder} has class folders that train/ lacks: {', '.join(unknown[:10])}; every class needs "
+                f"training images ({LAYOUT})"
+            )
+
+        def visible(path: str, folder: Path = folder) -> bool:
+            return not any(part.startswith(".") for part in Path(path).relative_to(folder).parts)
+
+        files = make_dataset(str(folder), class_to_idx, is_valid_file=visible, allow_empty=True)
+        samples[split] = [(path, label) for path, label in files if path.lower().endswith(IMAGE_EXTENSIONS)]
+        others += [path for path, _ in files if not path.lower().endswith(IMAGE_EXTENSIONS)]
+    empty = sorted(set(classes) - {classes[label] for _, label in samples["train"]})
+    if empty:
+        raise ValueError(f"{root}/train has class folders with no images: {', '.join(empty[:10])}; add or remove them")
+    return samples, others
+
+
+def _sample(samples: list[tuple[str, int]], count: int, seed: object) -> list[tuple[str, int]]:
+    """A fixed random ``count`` of ``samples``, in their listed order."""
+    if count >= len(samples):
+        return samples
+    keep = torch.randperm(len(samples), generator=generator("sample", seed))[:count].sort().values
+    return [samples[i] for i in keep.tolist()]

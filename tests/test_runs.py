@@ -1,0 +1,64 @@
+"""The run folder survives a crash at any moment."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from verydeep.runs import RunDir, load_checkpoint
+
+WRITER = textwrap.dedent(
+    """
+    import sys, torch
+    from pathlib import Path
+    from verydeep.runs import save_atomic
+    path = Path(sys.argv[1])
+    for i in range(1, 1_000_000):
+        payload = torch.full((4_000_000,), float(i))  # 16 MB: each write takes a while
+        save_atomic({"verydeep": {}, "i": i, "payload": payload}, path)
+        print(i, flush=True)
+    """
+)
+
+
+def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    for delay in (0.05, 0.13, 0.29):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "1" or path.exists()
+            time.sleep(delay)  # somewhere inside a later write
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        state = load_checkpoint(path)
+        assert state["i"] >= 1
+        assert torch.equal(state["payload"], torch.full((4_000_000,), float(state["i"])))
+
+
+def test_a_truncated_checkpoint_is_reported_with_the_fix(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"verydeep": {}, "x": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match="damaged or truncated.*remove it"):
+        load_checkpoint(path)
+
+
+def test_metrics_are_appended_and_truncated_on_resume(tmp_path):
+    run = RunDir(tmp_path)
+    run.append_metrics([{"step": 50, "epoch": 0.5, "train_loss": 1.0}, {"step": 100, "epoch": 1, "val_error": 0.3}])
+    run.append_metrics([{"step": 150, "epoch": 1.5, "train_loss": 0.5}])
+    run.truncate_metrics(100)
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows] == [50, 100]
+    assert rows[1]["val_error"] == 0.3 and rows[1]["train_loss"] is None
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt to resume from"):
+        RunDir(tmp_path).load_checkpoint()

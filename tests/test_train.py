@@ -1,0 +1,150 @@
+"""The training loop: it learns, it resumes exactly, and it loses nothing when things go wrong."""
+
+import json
+import os
+import re
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import verydeep
+from verydeep.cli import main
+from verydeep.runs import RunDir, load_checkpoint
+from verydeep.train import Interrupted, NonFiniteLoss, TrainConfig, fit
+
+
+def small(**changes) -> TrainConfig:
+    settings = dict(model="resnet20", subset=512, val_size=200, epochs=2, log_every=4, overrides={"batch_size": 32})
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_a_few_hundred_steps_lower_the_training_error(tmp_path):
+    cfg = small(subset=3000, iters=240, epochs=None, log_every=40, overrides={"batch_size": 32})
+    summary = fit(cfg, tmp_path, progress=False)
+    rows = [r for r in RunDir(tmp_path).read_metrics() if r["train_error"] is not None]
+    assert summary["steps"] == 240
+    assert rows[0]["train_error"] > 0.5  # ten classes: ~90% wrong at first
+    assert rows[-1]["train_error"] < rows[0]["train_error"] - 0.3
+    assert summary["val_error"] < 0.4
+
+
+def test_run_folder_holds_everything(tmp_path):
+    summary = fit(small(epochs=1), tmp_path, progress=False)
+    run = RunDir(tmp_path)
+    config = json.loads(run.config.read_text())
+    assert config["recipe"]["name"] == "resnet_cifar" and config["recipe"]["batch_size"] == 32
+    assert config["environment"]["torch"] == torch.__version__ and "command" in config["environment"]
+    assert set(summary) >= {"model", "epochs", "steps", "train_error", "val_error", "seconds", "images_per_second"}
+    assert json.loads(run.summary.read_text())["steps"] == summary["steps"] == 16
+    rows = run.read_metrics()
+    epoch_rows = [r for r in rows if r["val_error"] is not None]
+    assert len(epoch_rows) == 1 and epoch_rows[0]["images_per_second"] > 0
+    assert epoch_rows[0]["val_top5_error"] <= epoch_rows[0]["val_error"]
+    model = verydeep.load_model(run.weights)
+    assert model.verydeep_name == "resnet20" and model.fc.out_features == 10 and model.conv1.in_channels == 1
+    assert load_checkpoint(run.checkpoint)["step"] == 16
+
+
+def interrupt_at(step_to_stop: int):
+    def on_step(step: int) -> None:
+        if step == step_to_stop:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_step
+
+
+def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
+    cfg = small(deterministic=True, epochs=2, subset=384)  # 12 steps an epoch
+    fit(cfg, tmp_path / "straight", progress=False)
+    with pytest.raises(Interrupted, match="--resume"):
+        fit(cfg, tmp_path / "stopped", on_step=interrupt_at(17), progress=False)
+    assert load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")["step"] == 17
+    fit(cfg, tmp_path / "stopped", resume=True, progress=False)
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "stopped" / "model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    steps = [r["step"] for r in RunDir(tmp_path / "stopped").read_metrics() if r["train_error"] is not None]
+    assert steps == sorted(set(steps))  # appended, never duplicated
+    assert steps == [r["step"] for r in RunDir(tmp_path / "straight").read_metrics() if r["train_error"] is not None]
+
+
+def test_resume_continues_to_a_new_end(tmp_path):
+    fit(small(epochs=1), tmp_path, progress=False)
+    summary = fit(small(epochs=2), tmp_path, resume=True, progress=False)
+    assert summary["steps"] == 32
+    assert [r["epoch"] for r in RunDir(tmp_path).read_metrics() if r["val_error"] is not None] == [1, 2]
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = small(epochs=3, overrides={"batch_size": 32, "lr": 1e12}, precision="fp32")
+    with pytest.raises(NonFiniteLoss, match=r"non-finite at step \d+ .*last good checkpoint"):
+        fit(cfg, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert (tmp_path / "metrics.csv").exists()
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's own errors
+        return e.code
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "resnet21"], "unknown model 'resnet21'"),
+        (["--model", "resnet20", "--data", "mnist"], "unknown data set 'mnist'.*Valid names: fashion-mnist"),
+        (["--model", "resnet20", "--recipe", "adam"], "invalid choice: 'adam'"),
+        (["--model", "resnet20", "--data", "{tmp}"], "no data set in"),
+        (["--model", "resnet20", "--out", "{tmp}/none", "--resume"], "not a run folder"),
+        (["--model", "resnet20", "--lr", "fast"], "lr='fast'"),
+        (["--model", "resnet20", "--epochs", "1", "--iters", "3"], "not both"),
+    ],
+)
+def test_bad_inputs_get_errors_that_name_the_problem_and_the_fix(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert run_cli(["train", *argv]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_resuming_a_run_of_another_model_is_refused(tmp_path):
+    fit(small(epochs=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="model='resnet20', not 'resnet32'"):
+        fit(small(model="resnet32", epochs=2), tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        fit(small(epochs=1), tmp_path, progress=False)
+
+
+def test_a_truncated_checkpoint_is_refused_on_resume(tmp_path):
+    fit(small(epochs=1), tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        fit(small(epochs=2), tmp_path, resume=True, progress=False)
+
+
+def test_config_file_and_command_line_resolve_in_order(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: resnet20\nsubset: 256\nval_size: 100\nbatch_size: 64\nlr: 0.05\nepochs: 1\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--lr", "0.02", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["recipe"]["batch_size"] == 64 and saved["recipe"]["lr"] == 0.02
+    assert saved["train"]["subset"] == 256
+
+
+def test_gradient_accumulation_takes_one_step_per_batch(tmp_path):
+    summary = fit(small(epochs=1, micro_batch=8), tmp_path, progress=False)
+    assert summary["steps"] == 16
+    with pytest.raises(ValueError, match="must divide"):
+        fit(small(epochs=1, micro_batch=7), tmp_path / "bad", progress=False)
+
+
+def test_vgg_trains_with_the_small_head_on_fashion_mnist(tmp_path):
+    summary = fit(small(model="vgg_a", iters=3, epochs=None, log_every=1), tmp_path, progress=False)
+    assert summary["options"]["head"] == "small" and summary["options"]["image_size"] == 28
