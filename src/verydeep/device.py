@@ -70,7 +70,12 @@ def physical_cores() -> int:
 
 
 def set_threads(world_size: int = 1) -> int:
-    """One compute thread per physical core, shared out among the processes on this machine."""
+    """One compute thread per physical core, shared out among the processes on this machine.
+
+    An explicit OMP_NUM_THREADS wins: whoever set it knows what else runs on the machine.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
     threads = max(1, physical_cores() // max(1, local))
     torch.set_num_threads(threads)
