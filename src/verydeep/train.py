@@ -75,6 +75,23 @@ class TrainConfig:
         return cls(**data)
 
 
+def forward_backward(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    label_smoothing: float = 0.0,
+    accumulate: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One micro-batch's forward and backward pass; returns the (detached) loss and logits."""
+    with autocast(device, precision):
+        logits = net(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    (loss / accumulate).backward()
+    return loss.detach(), logits.detach()
+
+
 class Interrupted(Exception):
     """Training stopped on SIGINT/SIGTERM after saving a checkpoint."""
 
@@ -363,14 +380,13 @@ def fit(
                     last = micro_index == accumulate - 1
                     sync = net.no_sync() if dist.enabled and not last else contextlib.nullcontext()
                     with sync:
-                        with autocast(device, precision):
-                            logits = net(x)
-                            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-                        (loss / accumulate).backward()
-                    stats = summarise(logits.detach().float(), y)
+                        loss, logits = forward_backward(
+                            net, x, y, device, precision, recipe.label_smoothing, accumulate
+                        )
+                    stats = summarise(logits.float(), y)
                     window += stats
                     epoch_totals += stats
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
                     micro_index += 1
                     if not last:
                         continue
