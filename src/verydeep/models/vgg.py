@@ -218,7 +218,8 @@ class DenseVGG(nn.Module):
 def linear_as_conv(fc: nn.Linear, size: int) -> nn.Conv2d:
     """A conv holding ``fc``'s weights (shared, not copied) laid out as size x size kernels."""
     in_channels = fc.in_features // (size * size)
-    conv = nn.Conv2d(in_channels, fc.out_features, size)
+    # built on the meta device: its own initialisation (102M numbers for FC6) would be thrown away at once
+    conv = nn.Conv2d(in_channels, fc.out_features, size, device="meta")
     conv.weight = nn.Parameter(fc.weight.view(fc.out_features, in_channels, size, size))
     conv.bias = fc.bias
     return conv
