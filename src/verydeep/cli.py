@@ -225,6 +225,54 @@ def _type_name(hint) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .device import pick_device, resolve_precision
+    from .evaluate import eval_path, evaluate_protocol, format_result, load_eval_data, load_trained, parse_scales
+    from .runs import RunDir
+
+    trained = load_trained(args.run, args.weights, args.model)
+    if trained.weights.name == "checkpoint.pt" and args.weights is None:
+        print(
+            f"verydeep eval: {trained.run} has no model.safetensors yet; evaluating its last checkpoint",
+            file=sys.stderr,
+        )
+    data = load_eval_data(trained, args.data, args.data_dir, args.workers)
+    device = pick_device(args.device)
+    result = evaluate_protocol(
+        trained.model.to(device),
+        data,
+        args.split,
+        args.protocol,
+        trained.preprocessing,
+        scales=parse_scales(args.scales),
+        batch_size=args.batch_size,
+        device=device,
+        precision=resolve_precision(args.precision, device),
+        workers=args.workers,
+        progress=True,
+    )
+    result.update(model=trained.name, weights=str(trained.weights), data=data.name)
+    print(format_result(result, trained.name, data.name))
+    own_data = trained.config is not None and args.data in (None, trained.config["train"]["data"])
+    if trained.run is not None and own_data:
+        path = eval_path(trained.run, args.split, args.protocol)
+        RunDir(trained.run).write_json(path, result)
+        print(f"written to {path}")
+    return 0
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the model (a run folder, or a weights file)")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a run folder: its model.safetensors (else checkpoint.pt) and preprocessing")
+    which.add_argument(
+        "--weights",
+        help="a weights file: verydeep's (in its run folder) or torchvision's (ImageNet preprocessing and classes)",
+    )
+    g.add_argument("--model", help="the model name the weights must be for (checked; the file says it)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verydeep",
@@ -262,6 +310,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="top-1 and top-5 error under the papers' test protocols: center, tencrop, dense, multicrop, multiscale",
+        description="Evaluate a trained model on a split under one of the papers' test protocols. center: the "
+        "training loop's single view; tencrop: 4 corner and centre crops and their flips (ResNet Sec. 3.4; for "
+        "28-32 px data, crops of the image zero-padded by 4 px); dense: VGG's fully convolutional form over the "
+        "whole image at each scale, averaged with its flip (VGG Sec. 3.2); multicrop: a 5x5 grid of crops and "
+        "their flips at each scale (VGG Sec. 3.2); multiscale: the fully convolutional network over the whole "
+        "image at shorter sides 224-640 (ResNet Sec. 3.4). Soft-max posteriors are averaged over all views. "
+        "With --run, the result is also written to the run folder as eval_SPLIT_PROTOCOL.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_model_arguments(p)
+    p.add_argument("--data", help="the data set or image folder (default: the run's own, split as it was)")
+    p.add_argument("--data-dir", help="where the data set lies (default: the run's)")
+    p.add_argument("--split", default="val", choices=["val", "test"], help="report test once, at the end")
+    p.add_argument(
+        "--protocol",
+        default="center",
+        choices=["center", "tencrop", "dense", "multicrop", "multiscale"],
+        help="how each image is viewed (see above)",
+    )
+    p.add_argument(
+        "--scales",
+        help="comma-separated shorter sides Q for dense, multicrop and multiscale (default: the paper's, "
+        "256,384,512 or 224,256,384,480,640 for 224 px crops, in proportion for smaller images)",
+    )
+    p.add_argument("--batch-size", type=int, default=128, help="a forward pass holds this many training-size images")
+    p.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--workers", type=int, help="DataLoader workers decoding an image folder")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
