@@ -261,6 +261,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .device import pick_device
+    from .evaluate import load_trained
+    from .predict import format_prediction, predict, preprocessing_of
+
+    trained = load_trained(args.run, args.weights, args.model)
+    device = pick_device(args.device)
+    predictions = predict(trained.model.to(device), preprocessing_of(trained), args.images, args.topk, device)
+    for p in predictions:
+        if p.error is not None:
+            print(f"verydeep predict: error: {p.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        print("\n".join(format_prediction(p) for p in predictions if p.error is None))
+    return 1 if any(p.error is not None for p in predictions) else 0
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the model (a run folder, or a weights file)")
     which = g.add_mutually_exclusive_group(required=True)
@@ -342,6 +362,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
     p.add_argument("--workers", type=int, help="DataLoader workers decoding an image folder")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "predict",
+        help="the top classes of image files, by name, with probabilities",
+        description="Decode image files (JPEG, PNG, GIF, WebP), preprocess them as the model's training did "
+        "(a run's mean and image size, grey for one-channel models; torchvision's ImageNet transform for its "
+        "weights) and print the most probable classes. A file that cannot be read is reported and the others "
+        "are still predicted; the exit status is then 1.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    add_model_arguments(p)
+    p.add_argument("--topk", type=int, default=5, help="classes shown per image")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
