@@ -460,9 +460,10 @@ def parse_scales(text: str | None) -> tuple[int, ...] | None:
 
 def format_result(result: dict, model: str, data: str) -> str:
     scales = f" at {', '.join(map(str, result['scales']))}" if result.get("scales") else ""
+    views = "1 view" if result["views_per_image"] == 1 else f"{result['views_per_image']} views"
     return (
-        f"{model} on {data} {result['split']}, {result['protocol']}{scales} ({result['views_per_image']} views per "
-        f"image, {result['images']:,} images): top-1 error {100 * result['error']:.2f}%, "
+        f"{model} on {data} {result['split']}, {result['protocol']}{scales} ({views} per image, "
+        f"{result['images']:,} images): top-1 error {100 * result['error']:.2f}%, "
         f"top-5 error {100 * result['top5_error']:.2f}%"
     )
 
