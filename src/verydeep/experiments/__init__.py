@@ -1,0 +1,32 @@
+"""The papers' experiments, each a short declarative description over the one training loop."""
+
+from __future__ import annotations
+
+import difflib
+
+from . import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
+from .base import Experiment
+from .runner import ExperimentInterrupted, reproduce
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        degradation.EXPERIMENT,
+        vgg_depth.EXPERIMENT,
+        vgg_init.EXPERIMENT,
+        shortcuts.EXPERIMENT,
+        layer_responses.EXPERIMENT,
+    )
+}
+
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentInterrupted", "get_experiment", "reproduce"]
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        close = difflib.get_close_matches(name, EXPERIMENTS, n=2)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown experiment {name!r}.{hint} Valid: {', '.join(EXPERIMENTS)} (`verydeep reproduce --list`)"
+        )
+    return EXPERIMENTS[name]

@@ -1,0 +1,69 @@
+"""Every experiment's smoke preset runs end to end, and an interrupted reproduction continues where it stopped."""
+
+import json
+import os
+import signal
+
+import pytest
+
+from verydeep.cli import main
+from verydeep.experiments import EXPERIMENTS, ExperimentInterrupted, get_experiment, reproduce
+from verydeep.experiments import runner as runner_module
+from verydeep.runs import RunDir
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One runs folder for the whole module: layer_responses reuses the degradation runs, as users' do."""
+    return tmp_path_factory.mktemp("reproductions")
+
+
+@pytest.mark.parametrize("name", ["degradation", "layer_responses", "vgg_depth", "vgg_init", "shortcuts"])
+def test_smoke_preset_writes_report_summary_and_figure(shared, name):
+    out = shared / name
+    summary = reproduce(get_experiment(name), preset="smoke", out=out, runs_root=shared / "runs", log=lambda s: None)
+    assert (out / "report.md").exists() and (out / "results.csv").exists()
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["reproduced"] in (True, False) and saved["reproduced"] == summary["reproduced"]
+    assert saved["verdicts"] and all(isinstance(v["reproduced"], bool) for v in saved["verdicts"])
+    assert all(run["train_error"] is not None and run["val_error"] is not None for run in saved["runs"].values())
+    pngs = list(out.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    report = (out / "report.md").read_text()
+    assert EXPERIMENTS[name].source in report and f"]({pngs[0].name})" in report
+
+
+def test_layer_responses_reuses_the_degradation_runs(shared):
+    degradation = json.loads((shared / "degradation" / "summary.json").read_text())["runs"]
+    responses = json.loads((shared / "layer_responses" / "summary.json").read_text())["runs"]
+    assert {k: v["folder"] for k, v in degradation.items()} == {k: v["folder"] for k, v in responses.items()}
+
+
+def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
+    real_fit = runner_module.fit
+    calls, interrupted_once = [], []
+
+    def fit_interrupting_the_second_run(config, folder, resume=False, **kw):
+        calls.append((config.model, resume))
+        if len(calls) == 2 and not interrupted_once:
+            interrupted_once.append(True)
+            kw["on_step"] = lambda step: step == 3 and os.kill(os.getpid(), signal.SIGINT)
+        return real_fit(config, folder, resume=resume, progress=False, **kw)
+
+    monkeypatch.setattr(runner_module, "fit", fit_interrupting_the_second_run)
+    experiment = get_experiment("shortcuts")
+    with pytest.raises(ExperimentInterrupted):
+        reproduce(experiment, preset="smoke", out=tmp_path / "exp", log=lambda s: None)
+    interrupted = [f for f in (tmp_path / "runs").iterdir() if not RunDir(f).summary.exists()]
+    assert len(interrupted) == 1 and RunDir(interrupted[0]).load_checkpoint()["step"] == 3
+    calls.clear()
+    reproduce(experiment, preset="smoke", out=tmp_path / "exp", log=lambda s: None)
+    assert calls == [("resnet20", True), ("resnet20", False)]  # the first run is not trained again
+
+
+def test_reproduce_lists_experiments_and_rejects_unknown_ones(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in EXPERIMENTS) and "smoke" in listing
+    assert main(["reproduce", "degredation"]) == 2
+    assert "Did you mean degradation" in capsys.readouterr().err
