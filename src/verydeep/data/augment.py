@@ -40,15 +40,30 @@ def crop_flip(
     return padded.gather(2, index[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+def random_crop_flip(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    padding: int = 4,
+    *,
+    drawn_for: int | None = None,
+    rows: slice = slice(None),
+) -> torch.Tensor:
     """ResNet's CIFAR augmentation (Sec. 4.2): "4 pixels are padded on each side, and a 32x32 crop is randomly
     sampled from the padded image or its horizontal flip". Zero padding, as torchvision's RandomCrop does on
-    the uint8 image; run it before the float conversion, where it moves a quarter of the bytes."""
-    n = images.shape[0]
+    the uint8 image; run it before the float conversion, where it moves a quarter of the bytes.
+
+    The numbers are drawn for ``drawn_for`` images (default: these) and ``rows`` of them are used: a rank of a
+    distributed job draws for the whole global batch and takes its own rows, so that N ranks augment every
+    image exactly as one process taking the global batch does (a few bytes more to draw).
+    """
+    n = images.shape[0] if drawn_for is None else drawn_for
     # one host-to-device copy for all of them: rows 0 and 1 are the offsets, row 2 the flips
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
     flips = torch.randint(0, 2, (1, n), generator=generator)
-    params = torch.cat([offsets, flips]).to(images.device, non_blocking=True)
+    params = torch.cat([offsets, flips])[:, rows]
+    if params.shape[1] != images.shape[0]:
+        raise ValueError(f"rows {rows} of {n} draws are {params.shape[1]} images, not the {images.shape[0]} given")
+    params = params.to(images.device, non_blocking=True)
     return crop_flip(images, params[0], params[1], params[2].bool(), padding)
 
 

@@ -140,12 +140,17 @@ class Data:
         """Yield (x, y): x float32 (uint8 / 255) - mean, shape (B, C, H, W) on ``device``; y int64 labels.
 
         train: shuffled by a permutation drawn from (seed, epoch) alone, so a run resumed at batch ``start``
-        of ``epoch`` sees exactly the batches of an uninterrupted run; the augmentation's random numbers come
-        from a generator seeded by (seed, epoch, batch index, rank). val / test: in order. ``augment`` defaults
+        of ``epoch`` sees exactly the batches of an uninterrupted run. val / test: in order. ``augment`` defaults
         to True for train only, ``drop_last`` likewise. With ``world_size`` > 1, rank r takes every
-        world_size-th sample of the epoch's order: the ranks' batches are disjoint slices of the global batch
-        (``batch_size`` * world_size) a single process would take. Without drop_last, when fewer samples than
-        ranks remain for the last step, the higher ranks have one batch fewer.
+        world_size-th sample of the epoch's order: its batch k is rows r, r + world_size, ... of the global
+        batch k (``batch_size`` * world_size) a single process would take. Without drop_last, when fewer samples
+        than ranks remain for the last step, the higher ranks have one batch fewer.
+
+        The augmentation's random numbers for global batch k come from a generator seeded by (seed, epoch, k).
+        In memory every rank draws them for the whole global batch and takes its rows, so N ranks of
+        ``batch_size`` train on exactly the images one process of N * ``batch_size`` sees. Image folders crop
+        in DataLoader workers, one rank's batch per task, and seed by rank as well: the same distribution, not
+        the same numbers.
         """
         self._check_split(split)
         if not 0 <= rank < world_size:
@@ -157,18 +162,20 @@ class Data:
             order = torch.randperm(self.sizes[split], generator=generator("order", seed, epoch))
         else:
             order = torch.arange(self.sizes[split])
-        shard = order[rank::world_size][: count * batch_size]
+        order = order[: count * batch_size * world_size]  # drop_last leaves the partial global batch out
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             # "cuda" and "cuda:0" must name one device, or the in-memory splits would be copied there twice
             device = torch.device("cuda", torch.cuda.current_device())
         return self._generate(
             split,
-            shard,
+            order,
             batch_size,
             start=start,
+            rank=rank,
+            world_size=world_size,
             augment=split == "train" if augment is None else augment,
-            keys=(split, seed, epoch, rank),
+            keys=(split, seed, epoch),
             device=device,
             channels_last=channels_last,
         )
@@ -183,23 +190,36 @@ class Data:
     def _generate(
         self,
         split: str,
-        shard: torch.Tensor,
+        order: torch.Tensor,
         batch_size: int,
         *,
         start: int,
+        rank: int,
+        world_size: int,
         augment: bool,
         keys: tuple,
         device: torch.device,
         channels_last: bool,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the batches of ``shard.split(batch_size)`` from index ``start``; batch k's random numbers
-        come from ``generator(kind, *keys, k)``."""
+        """Yield this rank's batches of the global batches in ``order`` (see ``rank_batches``) from ``start``;
+        batch k's random numbers come from ``generator(kind, *keys, ..., k)``."""
         raise NotImplementedError
 
     def _check_split(self, split: str) -> str:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         return split
+
+
+def rank_batches(
+    order: torch.Tensor, batch_size: int, rank: int, world_size: int, start: int = 0
+) -> Iterator[tuple[int, torch.Tensor, int]]:
+    """(k, this rank's sample indices, size of global batch k) for the global batches of ``order`` from
+    ``start``. Rank r takes rows r::world_size of each, so the ranks' batches together are the global batch."""
+    for k, batch in enumerate(order.split(batch_size * world_size)[start:], start):
+        rows = batch[rank::world_size]
+        if len(rows):  # fewer samples than ranks in the last global batch: the higher ranks have none
+            yield k, rows, len(batch)
 
 
 def _drop_last(split: str, drop_last: bool | None) -> bool:

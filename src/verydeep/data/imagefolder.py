@@ -22,7 +22,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from .augment import pca_lighting
-from .base import Data, MeanKind, derive_seed, generator, mean_from_sum, to_float
+from .base import Data, MeanKind, derive_seed, generator, mean_from_sum, rank_batches, to_float
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
 MEAN_SAMPLE = 2000  # training images the mean is estimated from
@@ -191,21 +191,25 @@ class FolderData(Data):
     def _generate(
         self,
         split: str,
-        shard: torch.Tensor,
+        order: torch.Tensor,
         batch_size: int,
         *,
         start: int,
+        rank: int,
+        world_size: int,
         augment: bool,
         keys: tuple,
         device: torch.device,
         channels_last: bool,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        batches = shard.split(batch_size)[start:]
-        tasks = [(derive_seed("augment", *keys, k), index.tolist()) for k, index in enumerate(batches, start)]
+        # Each worker task decodes and crops only this rank's images, so its draws are seeded per rank too.
+        keys = (*keys, rank)
+        batches = list(rank_batches(order, batch_size, rank, world_size, start))
+        tasks = [(derive_seed("augment", *keys, k), index.tolist()) for k, index, _ in batches]
         transform = self._train_transform if augment else self._eval_transform
         mean = self.mean.to(device)
         loader = self._loader(self._samples[split], tasks, transform, pin=device.type == "cuda")
-        for k, (x, y, bad) in enumerate(loader, start):
+        for (k, _, _), (x, y, bad) in zip(batches, loader):
             self._bad.update(bad)
             if len(y) == 0:  # every file of the batch was unreadable
                 continue

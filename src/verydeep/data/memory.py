@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import random_crop_flip
-from .base import SPLITS, Data, MeanKind, generator, mean_from_sum, pixel_sum, to_float
+from .base import SPLITS, Data, MeanKind, generator, mean_from_sum, pixel_sum, rank_batches, to_float
 
 
 class TensorImages(Dataset):
@@ -98,18 +98,24 @@ class TensorData(Data):
     def _generate(
         self,
         split: str,
-        shard: torch.Tensor,
+        order: torch.Tensor,
         batch_size: int,
         *,
         start: int,
+        rank: int,
+        world_size: int,
         augment: bool,
         keys: tuple,
         device: torch.device,
         channels_last: bool,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels, mean = self._tensors(split, device)
-        for k, index in enumerate(shard.to(device).split(batch_size)[start:], start):
+        for k, index, global_size in rank_batches(order.to(device), batch_size, rank, world_size, start):
             x = images[index]
             if augment:
-                x = random_crop_flip(x, generator("augment", *keys, k), padding=4)
+                # Global batch k's draws, the same on every rank. The 0 held the rank before the ranks shared
+                # their draws; it stays so that single-process runs draw the numbers they always drew.
+                draws = generator("augment", *keys, 0, k)
+                rows = slice(rank, None, world_size)
+                x = random_crop_flip(x, draws, padding=4, drawn_for=global_size, rows=rows)
             yield to_float(x, mean, channels_last), labels[index]
