@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+# How long a process waits in a collective for the others before it fails with an error instead of hanging.
+# torchrun already stops every process when one exits with an error; this bounds the cases it cannot see (a
+# process stuck outside a collective, a lost machine). The longest legitimate wait is local rank 0 fetching a
+# data set while the others wait (CIFAR-10 is 170 MB), or rank 0 writing a VGG checkpoint (over 1 GB).
+COLLECTIVE_TIMEOUT = timedelta(minutes=15)
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -104,12 +113,18 @@ class Distributed:
             int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
         )
 
-    def init(self, device: torch.device) -> None:
-        if self.enabled and not dist.is_initialized():
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            dist.init_process_group(backend)
+    def describe(self) -> str:
+        return f"rank {self.rank} of {self.world_size} (local rank {self.local_rank} on {socket.gethostname()})"
+
+    def init(self, device: torch.device) -> bool:
+        """Join the torchrun job's process group; True if this call created it (and should close it)."""
+        if not self.enabled or dist.is_initialized():
+            return False
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        return True
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.enabled:
@@ -130,3 +145,66 @@ class Distributed:
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
+
+
+class AllReduceSum(torch.autograd.Function):
+    """Sum over the processes whose backward sums the gradients likewise: each process's output feeds every
+    process's loss. (torch.distributed.nn.functional.all_reduce does this but is deprecated.)"""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CPUSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d that normalises training batches by the statistics of the global batch, summed over all
+    processes: what nn.SyncBatchNorm does, for CPU processes (gloo), whose tensors it refuses.
+
+    Each process all-reduces per-channel sums of x and x^2 and its count, in float64 so that the variance
+    E[x^2] - E[x]^2 keeps its digits. The all-reduce is differentiable (its backward sums the gradients
+    over the processes), so the gradient is the one of the global batch as well.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        channels = x.shape[1]
+        x32 = x.float()
+        count = torch.full((1,), x.numel() / channels, dtype=torch.float64)
+        sums = torch.cat([x32.sum((0, 2, 3), dtype=torch.float64), x32.square().sum((0, 2, 3), dtype=torch.float64)])
+        sums = AllReduceSum.apply(torch.cat([sums, count]))
+        n = sums[-1]
+        mean = sums[:channels] / n
+        var = sums[channels:-1] / n - mean.square()
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            factor = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+            self.running_mean.lerp_(mean.float(), factor)
+            self.running_var.lerp_((var * n / (n - 1)).float(), factor)  # unbiased, as BatchNorm2d keeps it
+        scale = self.weight * (var.float() + self.eps).rsqrt()
+        shift = self.bias - mean.float() * scale
+        return (x32 * scale[:, None, None] + shift[:, None, None]).to(x.dtype)
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm2d of ``model`` made to use the statistics of the global batch across processes."""
+    if device.type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            if not (child.affine and child.track_running_stats):
+                raise ValueError(f"{name}: synchronised BatchNorm on CPU needs affine=True, track_running_stats=True")
+            synced = CPUSyncBatchNorm(child.num_features, child.eps, child.momentum).to(child.weight.device)
+            synced.load_state_dict(child.state_dict())
+            setattr(model, name, synced)
+        else:
+            convert_sync_batchnorm(child, device)
+    return model

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import sys
 import time
@@ -20,7 +21,15 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import load_data
-from .device import Distributed, autocast, pick_device, resolve_precision, set_threads
+from .device import (
+    Distributed,
+    autocast,
+    convert_sync_batchnorm,
+    physical_cores,
+    pick_device,
+    resolve_precision,
+    set_threads,
+)
 from .evaluate import evaluate, summarise
 from .recipes import Recipe, default_recipe, get_recipe, override
 from .registry import create_model, get_entry
@@ -208,31 +217,58 @@ def fit(
 
     With ``resume``, continue the run saved in ``out`` from its checkpoint to the end ``cfg`` now asks for:
     the same data order, schedule and random numbers, metrics appended without duplicates.
+
+    Under torchrun each process trains on its share of every batch (DistributedDataParallel) and rank 0 alone
+    writes the run folder. A process that fails says which it is before the error ends the job.
     """
     dist = Distributed.from_env()
     device = pick_device(cfg.device, dist.local_rank)
-    dist.init(device)
-    if device.type == "cpu":
-        set_threads(dist.world_size)
+    started = dist.init(device)
+    try:
+        return _fit(cfg, out, resume, on_step, progress, dist, device)
+    except Interrupted:  # every process stops at the same step, in order
+        raise
+    except BaseException as error:
+        if dist.enabled:
+            print(f"verydeep train: {dist.describe()} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        raise
+    finally:
+        if started:
+            dist.close()
+
+
+def _fit(
+    cfg: TrainConfig,
+    out: str | Path,
+    resume: bool,
+    on_step: Callable[[int], None] | None,
+    progress: bool,
+    dist: Distributed,
+    device: torch.device,
+) -> dict:
+    threads = set_threads(dist.world_size) if device.type == "cpu" else None
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     precision = resolve_precision(cfg.precision, device)
     recipe = cfg.resolved_recipe()
     run = RunDir(out)
-    checkpoint = None
-    if resume:
-        checkpoint = run.load_checkpoint()
-        saved = checkpoint["config"]
-        for key in TrainConfig.IDENTITY:
-            if saved.get(key) != getattr(cfg, key):
-                raise ValueError(
-                    f"--resume: the run in {run.path} has {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
-                    "resume it with its own settings or start a new run in another --out"
-                )
-    elif run.checkpoint.exists():
-        raise ValueError(f"{run.path} already holds a run; pass --resume to continue it or choose another --out")
+    # Rank 0, which alone writes the folder, decides whether it may be used; every process learns the answer,
+    # so that all of them go on or all stop with the same error.
+    checkpoint, refusal = None, None
+    if dist.is_main:
+        try:
+            checkpoint = checkpoint_to_resume(run, cfg, resume)
+        except (ValueError, OSError) as error:
+            refusal = error
+    refusal = dist.broadcast_object(refusal)
+    if refusal is not None:
+        raise refusal
+    if resume and not dist.is_main:
+        checkpoint = run.load_checkpoint()  # across machines, --resume needs --out on storage they all see
 
+    if dist.local_rank != 0:
+        dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
     data = load_data(
         cfg.data,
         cfg.data_dir,
@@ -244,6 +280,8 @@ def fit(
         color_jitter=recipe.color_jitter,
         workers=cfg.workers,
     )
+    if dist.local_rank == 0:
+        dist.barrier()
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data)
     name, options = model.verydeep_name, model.verydeep_options
@@ -271,7 +309,7 @@ def fit(
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.sync_bn and dist.enabled:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model, device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
@@ -338,6 +376,12 @@ def fit(
     bar = Progress(total_steps, step, enabled=progress and dist.is_main)
     if copied:
         bar.write(f"initialised from {cfg.init_from}: {', '.join(copied)}")
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+    if threads is not None and dist.enabled and threads * local_processes < physical_cores():
+        bar.write(
+            f"{threads} thread(s) in each of {local_processes} processes on {physical_cores()} cores: torchrun sets "
+            f"OMP_NUM_THREADS=1 unless it is set; OMP_NUM_THREADS={physical_cores() // local_processes} uses them all"
+        )
     pending: list[dict] = []
     window = torch.zeros(4, dtype=torch.float64, device=device)  # loss, errors, top-5 errors, images
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
@@ -525,6 +569,23 @@ def fit(
         save_weights(model, run.weights)
         run.write_json(run.summary, summary)
     return summary
+
+
+def checkpoint_to_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> dict | None:
+    """The checkpoint a resumed run continues from (None for a new run), if ``run`` may be used for ``cfg``."""
+    if not resume:
+        if run.checkpoint.exists():
+            raise ValueError(f"{run.path} already holds a run; pass --resume to continue it or choose another --out")
+        return None
+    checkpoint = run.load_checkpoint()
+    saved = checkpoint["config"]
+    for key in TrainConfig.IDENTITY:
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(
+                f"--resume: the run in {run.path} has {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                "resume it with its own settings or start a new run in another --out"
+            )
+    return checkpoint
 
 
 def stop_requested(stop: StopSignal, dist: Distributed, device: torch.device) -> bool:

@@ -1,0 +1,107 @@
+"""Several processes under torchrun (CPU, gloo) train as one process does with the same global batch."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from verydeep.data import load_data
+from verydeep.data.fashion_mnist import DEBIAN_DIR
+from verydeep.runs import RunDir
+from verydeep.train import TrainConfig, fit
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason=f"Fashion-MNIST is not in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(argv: list[str], processes: int = 2) -> subprocess.CompletedProcess:
+    """``verydeep train ARGV`` on ``processes`` local processes, talking over the loopback interface only."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if Path("/sys/class/net/lo").exists():
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    launcher = ["--nnodes", "1", "--nproc-per-node", str(processes)]
+    launcher += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "verydeep", "train", *argv]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_ranks_together_take_and_augment_the_single_process_batch():
+    data = load_data("synthetic", subset=331)  # the last global batch is partial
+    for world_size in (2, 3):
+        single = list(data.batches("train", 16 * world_size, epoch=2, seed=3, drop_last=False))
+        ranks = [
+            list(data.batches("train", 16, epoch=2, seed=3, rank=r, world_size=world_size, drop_last=False))
+            for r in range(world_size)
+        ]
+        assert [len(batches) for batches in ranks] == [len(single)] * world_size
+        for k, (x, y) in enumerate(single):
+            for r in range(world_size):
+                x_rank, y_rank = ranks[r][k]
+                assert torch.equal(x_rank, x[r::world_size]) and torch.equal(y_rank, y[r::world_size])
+
+
+def assert_same_run(two: RunDir, one: RunDir) -> None:
+    """Same weights and BatchNorm statistics, and the same logged loss, error and val evaluation: those are
+    summed over the global batch and over the whole val split, which the ranks share out."""
+    expected, got = load_file(one.weights), load_file(two.weights)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        close = torch.isclose(got[name], expected[name], rtol=1e-3, atol=1e-4)
+        assert close.all(), f"{name}: largest difference {(got[name] - expected[name]).abs().max()}"
+    for mine, theirs in zip(two.read_metrics(), one.read_metrics(), strict=True):
+        for key in ("step", "train_loss", "train_error", "val_loss", "val_error"):
+            assert (mine[key] is None and theirs[key] is None) or mine[key] == pytest.approx(theirs[key], rel=1e-4), key
+
+
+# Two steps at lr 0.01, then the tolerance of float rounding: a training step amplifies the rounding
+# differences of the one before, so by the third step a single process already drifts further than this
+# when it merely changes memory layout (channels_last or not). Without SyncBatchNorm the two-process run
+# misses this tolerance fifty times over.
+ARGV = ["--model", "resnet20", "--subset", "256", "--val-size", "64", "--batch-size", "32", "--lr", "0.01"]
+ARGV += ["--sync-bn", "--deterministic", "--precision", "fp32", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[RunDir, RunDir]:
+    """The same two steps on two processes (torchrun) and on one (in this process)."""
+    root = tmp_path_factory.mktemp("runs")
+    two = RunDir(root / "two")
+    torchrun([*ARGV, "--iters", "2", "--out", str(two.path)])
+    config = json.loads(two.config.read_text())
+    one = RunDir(root / "one")
+    fit(TrainConfig.from_dict(config["train"]), one.path, progress=False)
+    return two, one
+
+
+@needs_fashion_mnist
+def test_two_processes_with_sync_bn_reach_the_weights_of_one_with_the_same_global_batch(two_runs):
+    two, one = two_runs
+    config = json.loads(two.config.read_text())
+    assert config["run"]["world_size"] == 2 and config["run"]["micro_batch"] == 16
+    assert sorted(p.name for p in two.path.iterdir()) == sorted(p.name for p in one.path.iterdir())
+    assert_same_run(two, one)
+
+
+@needs_fashion_mnist
+def test_a_two_process_run_resumes_as_a_single_process_run_does(two_runs):
+    two, one = two_runs
+    torchrun(["--out", str(two.path), "--resume", "--iters", "3"])
+    fit(TrainConfig.from_dict({**json.loads(one.config.read_text())["train"], "iters": 3}), one.path, resume=True)
+    assert json.loads(two.summary.read_text())["steps"] == 3
+    assert_same_run(two, one)
