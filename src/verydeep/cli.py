@@ -355,6 +355,18 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export, load_trained
+
+    model, shape = load_trained(args.model, args.weights, args.run, args.image_size)
+    path = export(model, args.out, args.format, shape)
+    print(f"{model.verydeep_name}: {args.format} written to {path}")
+    if args.format != "safetensors":
+        c, h, w = shape
+        print(f"input 'images': float32 (batch, {c}, {h}, {w}), pixels / 255 minus the training mean; output 'logits'")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verydeep",
@@ -485,6 +497,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="write a trained network as ONNX (any batch size), TorchScript or safetensors",
+        description="Write a trained network for deployment tools: ONNX with a free batch axis (onnxruntime, "
+        "TensorRT, OpenVINO), TorchScript traced at the trained image size (LibTorch), or safetensors with the "
+        "network's name and options. The network takes images as training fed them: pixels / 255 minus the "
+        "training mean (config.json's 'mean').",
+    )
+    p.add_argument("--model", help="the model name, checked against the file (needed only for files without one)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="a safetensors, checkpoint.pt or torchvision file")
+    source.add_argument("--run", help="a run folder: its model.safetensors, at the image size it was trained on")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
+    p.add_argument("--out", required=True, help="the file to write")
+    p.add_argument("--image-size", type=int, help="input side in pixels (default: the run's images, else the model's)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
