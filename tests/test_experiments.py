@@ -21,7 +21,9 @@ def shared(tmp_path_factory):
 @pytest.mark.parametrize("name", ["degradation", "layer_responses", "vgg_depth", "vgg_init", "shortcuts"])
 def test_smoke_preset_writes_report_summary_and_figure(shared, name):
     out = shared / name
-    summary = reproduce(get_experiment(name), preset="smoke", out=out, runs_root=shared / "runs", log=lambda s: None)
+    summary = reproduce(
+        get_experiment(name), preset="smoke", out=out, runs_root=shared / "runs", jobs=1, log=lambda s: None
+    )
     assert (out / "report.md").exists() and (out / "results.csv").exists()
     saved = json.loads((out / "summary.json").read_text())
     assert saved["reproduced"] in (True, False) and saved["reproduced"] == summary["reproduced"]
@@ -53,11 +55,11 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkey
     monkeypatch.setattr(runner_module, "fit", fit_interrupting_the_second_run)
     experiment = get_experiment("shortcuts")
     with pytest.raises(ExperimentInterrupted):
-        reproduce(experiment, preset="smoke", out=tmp_path / "exp", log=lambda s: None)
+        reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, log=lambda s: None)
     interrupted = [f for f in (tmp_path / "runs").iterdir() if not RunDir(f).summary.exists()]
     assert len(interrupted) == 1 and RunDir(interrupted[0]).load_checkpoint()["step"] == 3
     calls.clear()
-    reproduce(experiment, preset="smoke", out=tmp_path / "exp", log=lambda s: None)
+    reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, log=lambda s: None)
     assert calls == [("resnet20", True), ("resnet20", False)]  # the first run is not trained again
 
 

@@ -112,13 +112,17 @@ def train_config(args: argparse.Namespace):
 
 
 def default_out(model: str, data: str) -> str:
+    """runs/MODEL-DATA-TIME; under torchrun the job's id instead of the time, the same in every process."""
+    import os
     import time
     from pathlib import Path
 
-    return str(Path("runs") / f"{model}-{Path(data).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / f"{model}-{Path(data).name}-{stamp}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .device import Distributed
     from .train import Interrupted, NonFiniteLoss, fit
 
     cfg = train_config(args)
@@ -138,8 +142,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if "test_error" in summary:
         line += f", test error {100 * summary['test_error']:.2f}%"
-    print(line)
-    print(f"run folder: {out}")
+    if Distributed.from_env().is_main:
+        print(line)
+        print(f"run folder: {out}")
     return 0
 
 
@@ -447,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="the experiment's folder (default reproductions/NAME-PRESET)")
     p.add_argument("--runs", help="where run folders are kept and shared between experiments "
                    "(default: runs/ beside --out)")  # fmt: skip
-    p.add_argument("--jobs", type=int, default=1, help="train this many runs at once, in separate processes")
+    p.add_argument("--jobs", type=int,
+                   help="train this many runs at once, in separate processes (default: one single-threaded "
+                   "process per CPU core, which trains these small nets faster in total; 1 on a GPU)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="the seed of every run")
     p.set_defaults(func=cmd_reproduce)
 

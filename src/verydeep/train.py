@@ -541,6 +541,7 @@ def _fit(
         "train_error": epoch_error,
         "val_error": last_val.get("error"),
         "val_top5_error": last_val.get("top5_error"),
+        "val_images": last_val.get("images"),
         "seconds": seconds,
         "images_per_second": images_seen / max(seconds, 1e-9),
         "precision": precision,
