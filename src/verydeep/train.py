@@ -246,330 +246,370 @@ def _fit(
     dist: Distributed,
     device: torch.device,
 ) -> dict:
-    threads = set_threads(dist.world_size) if device.type == "cpu" else None
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    precision = resolve_precision(cfg.precision, device)
-    recipe = cfg.resolved_recipe()
-    run = RunDir(out)
-    # Rank 0, which alone writes the folder, decides whether it may be used; every process learns the answer,
-    # so that all of them go on or all stop with the same error.
-    checkpoint, refusal = None, None
-    if dist.is_main:
-        try:
-            checkpoint = checkpoint_to_resume(run, cfg, resume)
-        except (ValueError, OSError) as error:
-            refusal = error
-    refusal = dist.broadcast_object(refusal)
-    if refusal is not None:
-        raise refusal
-    if resume and not dist.is_main:
-        checkpoint = run.load_checkpoint()  # across machines, --resume needs --out on storage they all see
+    return Trainer(cfg, out, resume, dist, device, progress, on_step).run()
 
-    if dist.local_rank != 0:
-        dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
-    data = load_data(
-        cfg.data,
-        cfg.data_dir,
-        mean=recipe.mean,
-        val_size=cfg.val_size,
-        subset=cfg.subset,
-        skip_bad=cfg.skip_bad,
-        scale=recipe.scale,
-        color_jitter=recipe.color_jitter,
-        workers=cfg.workers,
-    )
-    if dist.local_rank == 0:
-        dist.barrier()
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, data)
-    name, options = model.verydeep_name, model.verydeep_options
-    copied = initialise_from(model, cfg.init_from) if cfg.init_from and checkpoint is None else []
 
-    if recipe.batch_size % dist.world_size:
-        raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist.world_size} processes")
-    rank_batch = recipe.batch_size // dist.world_size
-    micro = cfg.micro_batch or rank_batch
-    if rank_batch % micro:
-        raise ValueError(f"--micro-batch {micro} must divide the per-process batch {rank_batch}")
-    accumulate = rank_batch // micro
-    steps_per_epoch = data.num_batches("train", rank_batch, world_size=dist.world_size)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
-    if cfg.iters is not None:
-        total_steps = cfg.iters
-    elif cfg.epochs is not None:
-        total_steps = max(1, round(cfg.epochs * steps_per_epoch))
-    else:
-        total_steps = recipe.iterations
-    schedule = make_schedule(recipe, total_steps, name)
+class Trainer:
+    """One run: set up from its config (and checkpoint), train to the end, keep the run folder current.
 
-    model = model.to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.sync_bn and dist.enabled:
-        model = convert_sync_batchnorm(model, device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
-    )
-    step, seconds, images_seen = 0, 0.0, 0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["schedule"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
-        step, seconds, images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
+    Every step's statistics stay on the device; they are read (and, under torchrun, summed over processes) once
+    per logged window and once per epoch, so the loop never waits on the device in between.
+    """
 
-    if dist.is_main:
-        run.create()
-        run.write_config(
-            {
-                "train": cfg.to_dict(),
-                "recipe": dataclasses.asdict(recipe),
-                "model": {"name": name, "options": options},
-                "data": {
-                    "name": data.name,
-                    "sizes": data.sizes,
-                    "classes": data.classes,
-                    "image_size": data.image_size,
-                    "in_channels": data.in_channels,
-                },
-                "mean": data.mean.tolist(),
-                "run": {
-                    "device": str(device),
-                    "precision": precision,
-                    "world_size": dist.world_size,
-                    "steps_per_epoch": steps_per_epoch,
-                    "total_steps": total_steps,
-                    "micro_batch": micro,
-                },
-            }
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out: str | Path,
+        resume: bool,
+        dist: Distributed,
+        device: torch.device,
+        progress: bool = True,
+        on_step: Callable[[int], None] | None = None,
+    ):
+        self.cfg, self.dist, self.device, self.on_step = cfg, dist, device, on_step
+        threads = set_threads(dist.world_size) if device.type == "cpu" else None
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        self.precision = resolve_precision(cfg.precision, device)
+        self.recipe = recipe = cfg.resolved_recipe()
+        self.run_dir = run = RunDir(out)
+        checkpoint = self.claim_run_folder(resume)
+
+        if dist.local_rank != 0:
+            dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
+        self.data = data = load_data(
+            cfg.data,
+            cfg.data_dir,
+            mean=recipe.mean,
+            val_size=cfg.val_size,
+            subset=cfg.subset,
+            skip_bad=cfg.skip_bad,
+            scale=recipe.scale,
+            color_jitter=recipe.color_jitter,
+            workers=cfg.workers,
         )
-        if checkpoint is not None:
-            run.truncate_metrics(step)
-    net = model
-    if dist.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
+        if dist.local_rank == 0:
+            dist.barrier()
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, data)
+        self.name, self.options = model.verydeep_name, model.verydeep_options
+        copied = initialise_from(model, cfg.init_from) if cfg.init_from and checkpoint is None else []
 
-    def make_checkpoint() -> dict:
+        if recipe.batch_size % dist.world_size:
+            raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist.world_size} processes")
+        self.rank_batch = recipe.batch_size // dist.world_size
+        self.micro = cfg.micro_batch or self.rank_batch
+        if self.rank_batch % self.micro:
+            raise ValueError(f"--micro-batch {self.micro} must divide the per-process batch {self.rank_batch}")
+        self.accumulate = self.rank_batch // self.micro
+        self.steps_per_epoch = data.num_batches("train", self.rank_batch, world_size=dist.world_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
+        if cfg.iters is not None:
+            self.total_steps = cfg.iters
+        elif cfg.epochs is not None:
+            self.total_steps = max(1, round(cfg.epochs * self.steps_per_epoch))
+        else:
+            self.total_steps = recipe.iterations
+        self.schedule = make_schedule(recipe, self.total_steps, self.name)
+
+        model = model.to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and dist.enabled:
+            model = convert_sync_batchnorm(model, device)
+        self.model = model
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+        self.step, self.seconds, self.images_seen = 0, 0.0, 0
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        if dist.is_main:
+            run.create()
+            run.write_config(self.describe())
+            if checkpoint is not None:
+                run.truncate_metrics(self.step)
+        self.net = model
+        if dist.enabled:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+        self.tensorboard = open_tensorboard(run.path) if dist.is_main else None
+        self.bar = Progress(self.total_steps, self.step, enabled=progress and dist.is_main)
+        if copied:
+            self.bar.write(f"initialised from {cfg.init_from}: {', '.join(copied)}")
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+        if threads is not None and dist.enabled and threads * local_processes < physical_cores():
+            self.bar.write(
+                f"{threads} thread(s) in each of {local_processes} processes on {physical_cores()} cores: torchrun "
+                f"sets OMP_NUM_THREADS=1 unless it is set; OMP_NUM_THREADS={physical_cores() // local_processes} "
+                "uses them all"
+            )
+        self.pending: list[dict] = []  # metrics rows not yet written
+        self.window = torch.zeros(4, dtype=torch.float64, device=device)  # loss, errors, top-5 errors, images
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
+        self.window_t0 = time.perf_counter()
+        self.last_val: dict = {}
+        self.epoch_error = math.nan
+        self.fresh = checkpoint is None
+
+    def claim_run_folder(self, resume: bool) -> dict | None:
+        """Rank 0, which alone writes the folder, decides whether it may be used; every process learns the
+        answer, so that all of them go on or all stop with the same error."""
+        checkpoint, refusal = None, None
+        if self.dist.is_main:
+            try:
+                checkpoint = checkpoint_to_resume(self.run_dir, self.cfg, resume)
+            except (ValueError, OSError) as error:
+                refusal = error
+        refusal = self.dist.broadcast_object(refusal)
+        if refusal is not None:
+            raise refusal
+        if resume and not self.dist.is_main:
+            checkpoint = self.run_dir.load_checkpoint()  # across machines, --resume needs --out on shared storage
+        return checkpoint
+
+    def describe(self) -> dict:
+        data = self.data
         return {
-            "verydeep": {"model": name, "options": options},
-            "config": cfg.to_dict(),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "train": self.cfg.to_dict(),
+            "recipe": dataclasses.asdict(self.recipe),
+            "model": {"name": self.name, "options": self.options},
+            "data": {
+                "name": data.name,
+                "sizes": data.sizes,
+                "classes": data.classes,
+                "image_size": data.image_size,
+                "in_channels": data.in_channels,
             },
-            "step": step,
-            "seconds": seconds,
-            "images_seen": images_seen,
+            "mean": data.mean.tolist(),
+            "run": {
+                "device": str(self.device),
+                "precision": self.precision,
+                "world_size": self.dist.world_size,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "micro_batch": self.micro,
+            },
         }
 
-    tensorboard = open_tensorboard(run.path) if dist.is_main else None
-    bar = Progress(total_steps, step, enabled=progress and dist.is_main)
-    if copied:
-        bar.write(f"initialised from {cfg.init_from}: {', '.join(copied)}")
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
-    if threads is not None and dist.enabled and threads * local_processes < physical_cores():
-        bar.write(
-            f"{threads} thread(s) in each of {local_processes} processes on {physical_cores()} cores: torchrun sets "
-            f"OMP_NUM_THREADS=1 unless it is set; OMP_NUM_THREADS={physical_cores() // local_processes} uses them all"
-        )
-    pending: list[dict] = []
-    window = torch.zeros(4, dtype=torch.float64, device=device)  # loss, errors, top-5 errors, images
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    last_val: dict = {}
-    epoch_error = math.nan
-    window_t0 = time.perf_counter()
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "verydeep": {"model": self.name, "options": self.options},
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            },
+            "step": self.step,
+            "seconds": self.seconds,
+            "images_seen": self.images_seen,
+        }
 
-    def flush_metrics():
-        if dist.is_main and pending:
-            run.append_metrics(pending)
-            if tensorboard is not None:
-                for row in pending:
+    def restore(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.schedule.load_state_dict(checkpoint["schedule"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+        self.step, self.seconds, self.images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
+
+    def save(self) -> None:
+        """Write the metrics gathered so far, then the checkpoint (rank 0 only)."""
+        self.flush_metrics()
+        if self.dist.is_main:
+            self.run_dir.save_checkpoint(self.state())
+
+    def flush_metrics(self) -> None:
+        if self.dist.is_main and self.pending:
+            self.run_dir.append_metrics(self.pending)
+            if self.tensorboard is not None:
+                for row in self.pending:
                     for key in ("lr", "train_loss", "train_error", "val_loss", "val_error", "val_top5_error"):
                         if row.get(key) is not None:
-                            tensorboard.add_scalar(key, row[key], row["step"])
-        pending.clear()
+                            self.tensorboard.add_scalar(key, row[key], row["step"])
+        self.pending.clear()
 
-    if checkpoint is None and dist.is_main:
-        run.save_checkpoint(make_checkpoint())  # a last good state exists from the first step on
-    net.train()
-    try:
-        with StopSignal() as stop:
-            while step < total_steps:
-                epoch, start = divmod(step, steps_per_epoch)
-                epoch_totals = torch.zeros(4, dtype=torch.float64, device=device)
-                epoch_t0, epoch_images = time.perf_counter(), 0
-                batches = data.batches(
-                    "train",
-                    micro,
-                    epoch=epoch,
-                    start=start * accumulate,
-                    seed=cfg.seed,
-                    rank=dist.rank,
-                    world_size=dist.world_size,
-                    device=device,
-                    channels_last=cfg.channels_last,
-                )
-                micro_index = 0
-                for x, y in batches:
-                    last = micro_index == accumulate - 1
-                    sync = net.no_sync() if dist.enabled and not last else contextlib.nullcontext()
-                    with sync:
-                        loss, logits = forward_backward(
-                            net, x, y, device, precision, recipe.label_smoothing, accumulate
-                        )
-                    stats = summarise(logits.float(), y)
-                    window += stats
-                    epoch_totals += stats
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-                    micro_index += 1
-                    if not last:
-                        continue
-                    micro_index = 0
-                    lr = schedule.lr(step)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    step += 1
-                    images_seen += recipe.batch_size
-                    epoch_images += recipe.batch_size
-                    if on_step is not None:
-                        on_step(step)
-                    end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-                    if step % cfg.log_every == 0 or end_of_epoch:
-                        dist.all_reduce_sum(window)
-                        loss_sum, wrong, _, count = window.tolist()
-                        now = time.perf_counter()
-                        row = {
-                            "step": step,
-                            "epoch": step / steps_per_epoch,
-                            "lr": lr,
-                            "train_loss": loss_sum / count,
-                            "train_error": wrong / count,
-                            "images_per_second": count / max(now - window_t0, 1e-9),
-                        }
-                        bad = int(first_bad)
-                        if bad >= 0 or not math.isfinite(loss_sum):
-                            pending.append({k: v for k, v in row.items() if k != "images_per_second"})
-                            flush_metrics()
-                            raise NonFiniteLoss(
-                                f"the loss became non-finite at step {max(bad, 0) + 1} (epoch {epoch + 1}); "
-                                f"training stopped and the last good checkpoint ({run.checkpoint}) was kept. "
-                                "Lower --lr, or use --precision fp32 if bf16 overflowed."
-                            )
-                        schedule.observe_train_error(step - 1, row["train_error"])
-                        pending.append({k: v for k, v in row.items() if k != "images_per_second"})
-                        bar.update(step, row)
-                        window.zero_()
-                        window_t0 = now
-                    if end_of_epoch:
-                        train_seconds = time.perf_counter() - epoch_t0
-                        seconds += train_seconds
-                        dist.all_reduce_sum(epoch_totals)
-                        epoch_error = (epoch_totals[1] / epoch_totals[3].clamp(min=1)).item()
-                        last_val = evaluate(
-                            net,
-                            data.batches(
-                                "val",
-                                rank_batch,
-                                rank=dist.rank,
-                                world_size=dist.world_size,
-                                device=device,
-                                channels_last=cfg.channels_last,
-                            ),
-                            device,
-                            precision,
-                            dist,
-                        )
-                        schedule.observe_val_error(last_val["error"])
-                        pending.append(
-                            {
-                                "step": step,
-                                "epoch": step / steps_per_epoch,
-                                "lr": lr,
-                                "val_loss": last_val["loss"],
-                                "val_error": last_val["error"],
-                                "val_top5_error": last_val["top5_error"],
-                                "images_per_second": epoch_images / max(train_seconds, 1e-9),
-                            }
-                        )
-                        bar.write(
-                            f"epoch {step / steps_per_epoch:.2f}: train error {100 * epoch_error:.2f}%, "
-                            f"val error {100 * last_val['error']:.2f}% (top-5 {100 * last_val['top5_error']:.2f}%), "
-                            f"{epoch_images / max(train_seconds, 1e-9):.0f} img/s"
-                        )
-                        flush_metrics()
-                        if dist.is_main:
-                            run.save_checkpoint(make_checkpoint())
-                        window_t0 = time.perf_counter()
-                        break
-                    elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        flush_metrics()
-                        if dist.is_main:
-                            run.save_checkpoint(make_checkpoint())
-                    if stop_requested(stop, dist, device):
-                        seconds += time.perf_counter() - epoch_t0
-                        flush_metrics()
-                        if dist.is_main:
-                            run.save_checkpoint(make_checkpoint())
-                        raise Interrupted(
-                            f"stopped by signal at step {step}/{total_steps}; the checkpoint is saved. "
-                            f"Continue with: verydeep train --out {run.path} --resume"
-                        )
-    finally:
-        bar.close()
-        if tensorboard is not None:
-            tensorboard.close()
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        if self.fresh and self.dist.is_main:
+            self.run_dir.save_checkpoint(self.state())  # a last good state exists from the first step on
+        self.net.train()
+        try:
+            with StopSignal() as stop:
+                while self.step < self.total_steps:
+                    self.train_epoch(stop)
+        finally:
+            self.bar.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+        return self.finish()
 
-    summary = {
-        "model": name,
-        "options": options,
-        "data": data.name,
-        "recipe": recipe.name,
-        "epochs": step / steps_per_epoch,
-        "steps": step,
-        "train_error": epoch_error,
-        "val_error": last_val.get("error"),
-        "val_top5_error": last_val.get("top5_error"),
-        "val_images": last_val.get("images"),
-        "seconds": seconds,
-        "images_per_second": images_seen / max(seconds, 1e-9),
-        "precision": precision,
-        "device": str(device),
-        "skipped_files": getattr(data, "skipped", 0),
-    }
-    if cfg.test:
-        result = evaluate(
-            net,
-            data.batches(
-                "test",
-                rank_batch,
-                rank=dist.rank,
-                world_size=dist.world_size,
-                device=device,
-                channels_last=cfg.channels_last,
-            ),
-            device,
-            precision,
-            dist,
+    def train_epoch(self, stop: StopSignal) -> None:
+        """From the current step to the end of its epoch (or of the run), then evaluate and checkpoint."""
+        epoch, start = divmod(self.step, self.steps_per_epoch)
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        t0, images = time.perf_counter(), 0
+        batches = self.data.batches(
+            "train",
+            self.micro,
+            epoch=epoch,
+            start=start * self.accumulate,
+            seed=self.cfg.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            device=self.device,
+            channels_last=self.cfg.channels_last,
         )
-        summary.update(test_error=result["error"], test_top5_error=result["top5_error"])
-        if dist.is_main:
-            run.write_json(run.path / "eval_test_center.json", {"split": "test", "protocol": "center", **result})
-    if dist.is_main:
-        save_weights(model, run.weights)
-        run.write_json(run.summary, summary)
-    return summary
+        micro_index = 0
+        for x, y in batches:
+            micro_index += 1
+            last = micro_index == self.accumulate
+            # DDP averages gradients over processes only on the last micro-batch of a step
+            sync = self.net.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+            with sync:
+                loss, logits = forward_backward(
+                    self.net, x, y, self.device, self.precision, self.recipe.label_smoothing, self.accumulate
+                )
+            stats = summarise(logits.float(), y)
+            self.window += stats
+            totals += stats
+            self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), self.step, self.first_bad)
+            if not last:
+                continue
+            micro_index = 0
+            lr = self.optimizer_step()
+            images += self.recipe.batch_size
+            end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+            if self.step % self.cfg.log_every == 0 or end_of_epoch:
+                self.log_window(lr, epoch)
+            if end_of_epoch:
+                self.end_epoch(lr, totals, time.perf_counter() - t0, images)
+                return
+            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                self.save()
+            if stop_requested(stop, self.dist, self.device):
+                self.seconds += time.perf_counter() - t0
+                self.save()
+                raise Interrupted(
+                    f"stopped by signal at step {self.step}/{self.total_steps}; the checkpoint is saved. "
+                    f"Continue with: verydeep train --out {self.run_dir.path} --resume"
+                )
+
+    def optimizer_step(self) -> float:
+        lr = self.schedule.lr(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.images_seen += self.recipe.batch_size
+        if self.on_step is not None:
+            self.on_step(self.step)
+        return lr
+
+    def log_window(self, lr: float, epoch: int) -> None:
+        """One metrics row for the steps since the last; stop here if any of them had a non-finite loss."""
+        self.dist.all_reduce_sum(self.window)
+        loss_sum, wrong, _, count = self.window.tolist()
+        now = time.perf_counter()
+        row = {
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "lr": lr,
+            "train_loss": loss_sum / count,
+            "train_error": wrong / count,
+        }
+        self.pending.append(row)
+        bad = int(self.first_bad)
+        if bad >= 0 or not math.isfinite(loss_sum):
+            self.flush_metrics()
+            raise NonFiniteLoss(
+                f"the loss became non-finite at step {max(bad, 0) + 1} (epoch {epoch + 1}); training stopped and "
+                f"the last good checkpoint ({self.run_dir.checkpoint}) was kept. Lower --lr, or use --precision "
+                "fp32 if bf16 overflowed."
+            )
+        self.schedule.observe_train_error(self.step - 1, row["train_error"])
+        self.bar.update(self.step, {**row, "images_per_second": count / max(now - self.window_t0, 1e-9)})
+        self.window.zero_()
+        self.window_t0 = now
+
+    def end_epoch(self, lr: float, totals: torch.Tensor, train_seconds: float, images: int) -> None:
+        self.seconds += train_seconds
+        self.dist.all_reduce_sum(totals)
+        self.epoch_error = (totals[1] / totals[3].clamp(min=1)).item()
+        self.last_val = self.evaluate("val")
+        self.schedule.observe_val_error(self.last_val["error"])
+        speed = images / max(train_seconds, 1e-9)
+        self.pending.append(
+            {
+                "step": self.step,
+                "epoch": self.step / self.steps_per_epoch,
+                "lr": lr,
+                "val_loss": self.last_val["loss"],
+                "val_error": self.last_val["error"],
+                "val_top5_error": self.last_val["top5_error"],
+                "images_per_second": speed,
+            }
+        )
+        self.bar.write(
+            f"epoch {self.step / self.steps_per_epoch:.2f}: train error {100 * self.epoch_error:.2f}%, "
+            f"val error {100 * self.last_val['error']:.2f}% (top-5 {100 * self.last_val['top5_error']:.2f}%), "
+            f"{speed:.0f} img/s"
+        )
+        self.save()
+        self.window_t0 = time.perf_counter()
+
+    def evaluate(self, split: str) -> dict:
+        batches = self.data.batches(
+            split,
+            self.rank_batch,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            device=self.device,
+            channels_last=self.cfg.channels_last,
+        )
+        return evaluate(self.net, batches, self.device, self.precision, self.dist)
+
+    def finish(self) -> dict:
+        """Final weights and summary.json; with ``test``, the one evaluation on the test split."""
+        summary = {
+            "model": self.name,
+            "options": self.options,
+            "data": self.data.name,
+            "recipe": self.recipe.name,
+            "epochs": self.step / self.steps_per_epoch,
+            "steps": self.step,
+            "train_error": self.epoch_error,
+            "val_error": self.last_val.get("error"),
+            "val_top5_error": self.last_val.get("top5_error"),
+            "val_images": self.last_val.get("images"),
+            "seconds": self.seconds,
+            "images_per_second": self.images_seen / max(self.seconds, 1e-9),
+            "precision": self.precision,
+            "device": str(self.device),
+            "skipped_files": getattr(self.data, "skipped", 0),
+        }
+        if self.cfg.test:
+            result = self.evaluate("test")
+            summary.update(test_error=result["error"], test_top5_error=result["top5_error"])
+            if self.dist.is_main:
+                self.run_dir.write_json(
+                    self.run_dir.path / "eval_test_center.json", {"split": "test", "protocol": "center", **result}
+                )
+        if self.dist.is_main:
+            save_weights(self.model, self.run_dir.weights)
+            self.run_dir.write_json(self.run_dir.summary, summary)
+        return summary
 
 
 def checkpoint_to_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> dict | None:
