@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from verydeep import create_model, load_model
 from verydeep.cli import main
-from verydeep.export import load_trained
+from verydeep.evaluate import load_trained
+from verydeep.export import input_shape
 from verydeep.runs import RunDir
 from verydeep.weights import read_metadata, save_weights
 
@@ -29,7 +30,8 @@ def trained(name: str = "resnet20", **options) -> torch.nn.Module:
 def fake_run(folder: Path, model: torch.nn.Module, image_size: int, in_channels: int) -> RunDir:
     run = RunDir(folder)
     run.create()
-    run.write_config({"data": {"image_size": image_size, "in_channels": in_channels}})
+    data = {"name": "synthetic", "image_size": image_size, "in_channels": in_channels, "classes": list("abcdefghij")}
+    run.write_config({"data": data, "mean": [[[0.0]]] * in_channels})
     save_weights(model, run.weights)
     return run
 
@@ -89,9 +91,9 @@ def test_safetensors_carry_the_network_and_the_input_shape_comes_from_the_run(tm
     rebuilt = load_model(out)
     assert all(torch.equal(v, rebuilt.state_dict()[k]) for k, v in model.state_dict().items())
     assert load_file(out).keys() == model.state_dict().keys()
-    assert load_trained(run=run.path)[1] == (1, 28, 28)
-    assert load_trained(weights=out)[1] == (1, 32, 32)  # the paper's CIFAR size when no run says otherwise
-    assert load_trained(weights=out, image_size=40)[1] == (1, 40, 40)
+    assert input_shape(load_trained(run=run.path)) == (1, 28, 28)
+    assert input_shape(load_trained(weights=out)) == (1, 32, 32)  # the paper's CIFAR size when no run says otherwise
+    assert input_shape(load_trained(weights=out), image_size=40) == (1, 40, 40)
 
 
 def test_bad_export_requests_say_what_to_do(tmp_path, capsys):
@@ -106,5 +108,5 @@ def test_bad_export_requests_say_what_to_do(tmp_path, capsys):
     assert "not for the requested model resnet56" in capsys.readouterr().err
     assert export_cli("--run", str(run.path), "--format", "tflite", "--out", str(tmp_path / "m")) == 2
     assert "invalid choice: 'tflite'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--weights FILE or --run DIR"):
+    with pytest.raises(ValueError, match="give a run folder .* or a weights file"):
         load_trained(model="resnet20")

@@ -42,6 +42,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one to show (not None, not a switch that is off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_option(text: str) -> tuple[str, object]:
     """``key=value`` with value read as JSON where it can be (numbers, true/false), else as a string."""
     import json
@@ -361,9 +370,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export, load_trained
+    from .evaluate import load_trained
+    from .export import export, input_shape
 
-    model, shape = load_trained(args.model, args.weights, args.run, args.image_size)
+    trained = load_trained(args.run, args.weights, args.model)
+    shape = input_shape(trained, args.image_size)
+    model = trained.model.eval()
     path = export(model, args.out, args.format, shape)
     print(f"{model.verydeep_name}: {args.format} written to {path}")
     if args.format != "safetensors":
@@ -405,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model with its paper's recipe (or another) into a run folder holding config.json, "
         "metrics.csv, checkpoint.pt, model.safetensors and summary.json. Ctrl-C saves a checkpoint; "
         "--resume continues from it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
@@ -418,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plain PyTorch way (torchvision's model, float32, contiguous, DataLoader with per-image PIL transforms) "
         "and report the median speedup. Also reports achieved GFLOP/s against a matrix-multiply peak "
         "measured in the same run, and the data pipeline's share of a step.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="a model name from `verydeep list`")
     p.add_argument("--data", default="synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or a folder")
@@ -439,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce an experiment of the papers with one command: train its runs (finished runs are "
         "reused, interrupted ones resumed), then write report.md (our numbers beside the paper's, figures, a "
         "verdict per claim), results.csv, summary.json and PNG figures. `--list` shows the experiments.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("name", nargs="?", help="the experiment (see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments and their presets")
@@ -468,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         "their flips at each scale (VGG Sec. 3.2); multiscale: the fully convolutional network over the whole "
         "image at shorter sides 224-640 (ResNet Sec. 3.4). Soft-max posteriors are averaged over all views. "
         "With --run, the result is also written to the run folder as eval_SPLIT_PROTOCOL.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_model_arguments(p)
     p.add_argument("--data", help="the data set or image folder (default: the run's own, split as it was)")
@@ -497,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(a run's mean and image size, grey for one-channel models; torchvision's ImageNet transform for its "
         "weights) and print the most probable classes. A file that cannot be read is reported and the others "
         "are still predicted; the exit status is then 1.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     add_model_arguments(p)

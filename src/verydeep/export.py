@@ -18,44 +18,19 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .runs import RunDir
-from .weights import load_weights, save_weights
+from .evaluate import Trained
+from .weights import save_weights
 
 Format = Literal["onnx", "torchscript", "safetensors"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "safetensors")
 
 
-def load_trained(
-    model: str | None = None,
-    weights: str | Path | None = None,
-    run: str | Path | None = None,
-    image_size: int | None = None,
-) -> tuple[nn.Module, tuple[int, int, int]]:
-    """The trained network in eval mode, and the (C, H, W) of the images it takes.
-
-    run: a run folder; its model.safetensors at the size of the images it was trained on.
-    weights: any file ``load_weights`` reads; the size is the network's own (the paper's input, or VGG's
-        ``image_size`` option).
-    model: checked against the name the file carries; needed only for files that carry none.
-    image_size: the side in pixels instead (ONNX keeps the batch axis free, not the image size).
-    """
-    if (weights is None) == (run is None):
-        raise ValueError("give the weights to export: --weights FILE or --run DIR (one of them)")
-    if run is not None:
-        folder = RunDir(run)
-        data = folder.read_config()["data"]
-        if not folder.weights.exists():
-            raise FileNotFoundError(
-                f"{folder.path} has no model.safetensors: its training has not finished; export its last checkpoint "
-                f"with --weights {folder.checkpoint}"
-            )
-        net = load_weights(folder.weights, model)
-        size = image_size or data["image_size"]
-    else:
-        net = load_weights(weights, model)
-        size = image_size or net.image_size
-    first_conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
-    return net.eval(), (first_conv.in_channels, size, size)
+def input_shape(trained: Trained, image_size: int | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of the images the network takes: ``image_size`` if given, else its run's training size, else
+    the network's own (the paper's input, or VGG's ``image_size`` option). ONNX keeps only the batch axis free."""
+    size = image_size or (trained.preprocessing.image_size if trained.preprocessing else trained.model.image_size)
+    first_conv = next(m for m in trained.model.modules() if isinstance(m, nn.Conv2d))
+    return first_conv.in_channels, size, size
 
 
 def export(model: nn.Module, out: str | Path, format: Format, input_shape: tuple[int, int, int]) -> Path:
