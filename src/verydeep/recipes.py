@@ -34,6 +34,7 @@ class Recipe:
     warmup_until_error: float = 0.8
     warmup_for: tuple[str, ...] = ()  # the models that get the warm-up
     mean: Literal["pixel", "rgb"] = "pixel"  # what is subtracted from the input
+    augment: bool = True  # random crops and flips of the training images (both papers)
     scale: tuple[int, int] = (256, 480)  # image folders: shorter side drawn uniformly from this range
     color_jitter: bool = True  # image folders: AlexNet's PCA colour shift
     label_smoothing: float = 0.0  # neither paper uses it; here for experiments beyond them

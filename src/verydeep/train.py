@@ -465,6 +465,7 @@ class Trainer:
             epoch=epoch,
             start=start * self.accumulate,
             seed=self.cfg.seed,
+            augment=self.recipe.augment,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             device=self.device,
