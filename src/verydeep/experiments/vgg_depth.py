@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import paper
-from .base import Experiment, Preset, RunResult, RunSpec, Verdict, compare_val_errors, percent
+from .base import VGG_PRESETS, Experiment, Preset, RunResult, RunSpec, Verdict, compare_val_errors, percent
 from .plots import bars
 
 CONFIGS = {"A": "vgg_a", "A-LRN": "vgg_a_lrn", "B": "vgg_b", "C": "vgg_c", "D": "vgg_d", "E": "vgg_e"}
@@ -55,30 +55,7 @@ EXPERIMENT = Experiment(
     "(29.7%) is no better than A; C with three 1x1 convs (28.1%) is worse than D with 3x3 convs (27.0%).",
     recipe="vgg",
     defaults={"configs": tuple(CONFIGS)},
-    presets={
-        "smoke": Preset(
-            "two steps of each configuration on 128 images: checks the pipeline, shows nothing",
-            epochs=None,
-            subset=128,
-            overrides={"batch_size": 32, "iterations": 2, "schedule": "step", "milestones": (0.5,)},
-            log_every=1,
-            extra={"vgg_options": {"init": "glorot"}},
-        ),
-        "quick": Preset(
-            "each configuration for 4 epochs on 6,000 training images, batch 64, lr 0.01 divided by 10 at 50% "
-            "and 75% of the run instead of on plateaus, Glorot initialisation (the paper's note in Sec. 3.1) "
-            "for every configuration instead of starting the deeper ones from a trained A",
-            epochs=4,
-            subset=6_000,
-            log_every=10,
-            overrides={"batch_size": 64, "schedule": "step", "milestones": (0.5, 0.75)},
-            extra={"vgg_options": {"init": "glorot"}},
-        ),
-        "full": Preset(
-            "the paper's recipe: batch 256, lr 0.01 divided by 10 on plateaus, 74 epochs",
-            extra={"vgg_options": {"init": "glorot"}},
-        ),
-    },  # fmt: skip
+    presets=VGG_PRESETS,
     runs=runs,
     figures=figures,
     verdicts=verdicts,

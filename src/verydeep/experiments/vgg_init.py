@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Experiment, Preset, RunResult, RunSpec, Verdict, percent
+from .base import VGG_PRESETS, Experiment, Preset, RunResult, RunSpec, Verdict, percent
 from .plots import error_curves
 
 
@@ -67,25 +67,7 @@ EXPERIMENT = Experiment(
     "trained A, the rest random; the paper notes that Glorot initialisation also works without pre-training.",
     recipe="vgg",
     defaults={"configs": ("D", "E")},
-    presets={
-        "smoke": Preset(
-            "two steps of each run on 128 images: checks the pipeline, shows nothing",
-            subset=128,
-            overrides={"batch_size": 32, "iterations": 2, "schedule": "step", "milestones": (0.5,)},
-            log_every=1,
-            extra={"vgg_options": {"init": "glorot"}},
-        ),
-        "quick": Preset(
-            "3 epochs on 6,000 training images, batch 64, lr 0.01 divided by 10 at 50% and 75%, Glorot "
-            "initialisation for every layer that is not copied from A",
-            epochs=3,
-            subset=6_000,
-            log_every=10,
-            overrides={"batch_size": 64, "schedule": "step", "milestones": (0.5, 0.75)},
-            extra={"vgg_options": {"init": "glorot"}},
-        ),
-        "full": Preset("the paper's recipe", extra={"vgg_options": {"init": "glorot"}}),
-    },  # fmt: skip
+    presets=VGG_PRESETS,
     runs=runs,
     figures=figures,
     verdicts=verdicts,
