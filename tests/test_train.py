@@ -4,6 +4,8 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
 
 import pytest
 import torch
@@ -71,16 +73,29 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     assert steps == [r["step"] for r in RunDir(tmp_path / "straight").read_metrics() if r["train_error"] is not None]
 
 
-def test_resume_continues_to_a_new_end(tmp_path):
-    fit(small(epochs=1), tmp_path, progress=False)
+def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
+    fit(small(epochs=1), tmp_path, progress=False)  # 16 steps: lr 0.1, then 0.01 from step 8, 0.001 from 12
     summary = fit(small(epochs=2), tmp_path, resume=True, progress=False)
     assert summary["steps"] == 32
-    assert [r["epoch"] for r in RunDir(tmp_path).read_metrics() if r["val_error"] is not None] == [1, 2]
+    rows = RunDir(tmp_path).read_metrics()
+    assert [r["epoch"] for r in rows if r["val_error"] is not None] == [1, 2]
+    assert [r["lr"] for r in rows if r["step"] > 16] == pytest.approx([0.001] * 5)  # never back up to 0.1
+    assert len(json.loads((tmp_path / "config.json").read_text())["resumed"]) == 1
 
 
-def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = small(epochs=3, overrides={"batch_size": 32, "lr": 1e12}, precision="fp32")
-    with pytest.raises(NonFiniteLoss, match=r"non-finite at step \d+ .*last good checkpoint"):
+def test_resuming_a_finished_run_keeps_its_summary(tmp_path):
+    first = fit(small(epochs=1), tmp_path, progress=False)
+    again = fit(small(epochs=1), tmp_path, resume=True, progress=False)
+    assert again["val_error"] == first["val_error"] and again["train_error"] == first["train_error"]
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 1])
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, checkpoint_every):
+    # lr 1e12 makes the loss blow up within a few steps; with a checkpoint every step, the steps between the
+    # blow-up and the next logged window must not overwrite the last good checkpoint
+    cfg = small(epochs=3, overrides={"batch_size": 32, "lr": 1e12}, precision="fp32", log_every=8,
+                checkpoint_every=checkpoint_every)  # fmt: skip
+    with pytest.raises(NonFiniteLoss, match=r"non-finite at step \d+.*last good checkpoint"):
         fit(cfg, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -118,6 +133,22 @@ def test_resuming_a_run_of_another_model_is_refused(tmp_path):
         fit(small(model="resnet32", epochs=2), tmp_path, resume=True, progress=False)
     with pytest.raises(ValueError, match="already holds a run; pass --resume"):
         fit(small(epochs=1), tmp_path, progress=False)
+
+
+def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_path):
+    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {os.getpid()}")
+    with pytest.raises(ValueError, match=f"in use by process {os.getpid()}"):
+        fit(small(epochs=1), tmp_path, progress=False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {gone.pid}")
+    assert fit(small(epochs=1), tmp_path, progress=False)["steps"] == 16
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_training_without_a_validation_split_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--val-size 1 or more"):
+        fit(TrainConfig(model="resnet20", val_size=0, iters=2), tmp_path, progress=False)
 
 
 def test_a_truncated_checkpoint_is_refused_on_resume(tmp_path):

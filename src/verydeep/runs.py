@@ -9,10 +9,12 @@ summary.json       the run's outcome
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +47,33 @@ class RunDir:
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the folder for one training process: a second one (a rerun while the first still trains) is
+        refused instead of racing it on checkpoint.pt and metrics.csv. A lock whose process is gone is taken over."""
+        self.create()
+        path = self.path / ".lock"
+        me = f"{socket.gethostname()} {os.getpid()}"
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                host, _, pid = path.read_text().partition(" ")
+                if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
+                    path.unlink(missing_ok=True)  # left by a process that was killed
+                    continue
+                raise ValueError(
+                    f"{self.path} is in use by process {pid} on {host}; wait for it to finish or stop it "
+                    f"(Ctrl-C saves its checkpoint), then resume"
+                ) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
     def write_json(self, path: Path, data: dict) -> None:
         atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
@@ -53,6 +82,12 @@ class RunDir:
 
     def write_config(self, config: dict) -> None:
         self.write_json(self.config, {**config, "environment": environment()})
+
+    def record_resumption(self, position: dict) -> None:
+        """Add this resumption (where it starts, the environment and command line) to config.json."""
+        config = self.read_config()
+        config.setdefault("resumed", []).append({**position, "environment": environment()})
+        self.write_json(self.config, config)
 
     def read_config(self) -> dict:
         if not self.config.exists():
@@ -95,6 +130,16 @@ class RunDir:
                 f"--resume: {self.path} has no checkpoint.pt to resume from; start the run without --resume"
             )
         return load_checkpoint(self.checkpoint)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def format_value(value) -> str:

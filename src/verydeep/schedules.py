@@ -76,11 +76,15 @@ class LRSchedule:
         self.val_errors.append(error)
 
     def state_dict(self) -> dict:
-        return {"val_errors": list(self.val_errors), "warmup_ended_at": self.warmup_ended_at}
+        return {"val_errors": list(self.val_errors), "warmup_ended_at": self.warmup_ended_at,
+                "total_steps": self.total_steps}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue a run's schedule: its milestones stay where the run placed them, so a run extended to a new
+        end trains its extra steps at the final learning rate instead of jumping back to a larger one."""
         self.val_errors = list(state["val_errors"])
         self.warmup_ended_at = state["warmup_ended_at"]
+        self.total_steps = state.get("total_steps", self.total_steps)
 
 
 def make_schedule(recipe: Recipe, total_steps: int, model: str) -> LRSchedule:

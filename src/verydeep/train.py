@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -68,6 +69,15 @@ class TrainConfig:
     test: bool = False  # evaluate once on the test split at the end (never used for any choice)
 
     IDENTITY = ("model", "data", "recipe", "overrides", "model_options", "subset", "val_size", "seed", "init_from")
+
+    def identity(self) -> dict:
+        """What makes two configs the same run, compared by meaning: a model by its canonical name (vgg16 is
+        vgg_d), the recipe by its resolved values ("0.05" and 0.05, lists and tuples alike)."""
+        fields = {key: getattr(self, key) for key in self.IDENTITY if key not in ("overrides", "recipe")}
+        fields["model"] = get_entry(self.model).name
+        fields["recipe"] = self.resolved_recipe()
+        fields["model_options"] = json.loads(json.dumps(self.model_options))
+        return fields
 
     def resolved_recipe(self) -> Recipe:
         return override(get_recipe(self.recipe or default_recipe(get_entry(self.model).name)), **self.overrides)
@@ -224,8 +234,11 @@ def fit(
     dist = Distributed.from_env()
     device = pick_device(cfg.device, dist.local_rank)
     started = dist.init(device)
+    # fit sets process-wide switches (threads, determinism); the caller gets its own back afterwards
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        return _fit(cfg, out, resume, on_step, progress, dist, device)
+        with RunDir(out).lock() if dist.is_main else contextlib.nullcontext():
+            return Trainer(cfg, out, resume, dist, device, progress, on_step).run()
     except Interrupted:  # every process stops at the same step, in order
         raise
     except BaseException as error:
@@ -233,20 +246,10 @@ def fit(
             print(f"verydeep train: {dist.describe()} failed: {type(error).__name__}: {error}", file=sys.stderr)
         raise
     finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
         if started:
             dist.close()
-
-
-def _fit(
-    cfg: TrainConfig,
-    out: str | Path,
-    resume: bool,
-    on_step: Callable[[int], None] | None,
-    progress: bool,
-    dist: Distributed,
-    device: torch.device,
-) -> dict:
-    return Trainer(cfg, out, resume, dist, device, progress, on_step).run()
 
 
 class Trainer:
@@ -269,6 +272,7 @@ class Trainer:
         self.cfg, self.dist, self.device, self.on_step = cfg, dist, device, on_step
         threads = set_threads(dist.world_size) if device.type == "cpu" else None
         if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses determinism without it
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
         self.precision = resolve_precision(cfg.precision, device)
@@ -291,6 +295,8 @@ class Trainer:
         )
         if dist.local_rank == 0:
             dist.barrier()
+        if len(data.sizes) and data.sizes.get("val", 0) < 1:
+            raise ValueError("training needs a validation split to evaluate each epoch on: give --val-size 1 or more")
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, data)
         self.name, self.options = model.verydeep_name, model.verydeep_options
@@ -324,12 +330,16 @@ class Trainer:
             model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
         self.step, self.seconds, self.images_seen = 0, 0.0, 0
+        self.last_val: dict = {}
+        self.epoch_error = math.nan
         if checkpoint is not None:
             self.restore(checkpoint)
         if dist.is_main:
             run.create()
-            run.write_config(self.describe())
-            if checkpoint is not None:
+            if checkpoint is None:
+                run.write_config(self.describe())
+            else:  # the original record stays; each resumption is added to it
+                run.record_resumption({"step": self.step, "total_steps": self.total_steps})
                 run.truncate_metrics(self.step)
         self.net = model
         if dist.enabled:
@@ -340,8 +350,15 @@ class Trainer:
 
         self.tensorboard = open_tensorboard(run.path) if dist.is_main else None
         self.bar = Progress(self.total_steps, self.step, enabled=progress and dist.is_main)
+        for note in data.notes:
+            self.bar.write(f"note: {note}")
         if copied:
             self.bar.write(f"initialised from {cfg.init_from}: {', '.join(copied)}")
+        if checkpoint is not None and self.schedule.total_steps != self.total_steps:
+            self.bar.write(
+                f"note: the schedule keeps the run's original length of {self.schedule.total_steps} steps; steps "
+                f"beyond it train at its final learning rate"
+            )
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
         if threads is not None and dist.enabled and threads * local_processes < physical_cores():
             self.bar.write(
@@ -353,8 +370,6 @@ class Trainer:
         self.window = torch.zeros(4, dtype=torch.float64, device=device)  # loss, errors, top-5 errors, images
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
         self.window_t0 = time.perf_counter()
-        self.last_val: dict = {}
-        self.epoch_error = math.nan
         self.fresh = checkpoint is None
 
     def claim_run_folder(self, resume: bool) -> dict | None:
@@ -385,6 +400,7 @@ class Trainer:
                 "classes": data.classes,
                 "image_size": data.image_size,
                 "in_channels": data.in_channels,
+                "source": data.source,
             },
             "mean": data.mean.tolist(),
             "run": {
@@ -412,6 +428,8 @@ class Trainer:
             "step": self.step,
             "seconds": self.seconds,
             "images_seen": self.images_seen,
+            "last_val": self.last_val,
+            "epoch_error": self.epoch_error,
         }
 
     def restore(self, checkpoint: dict) -> None:
@@ -422,15 +440,30 @@ class Trainer:
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
         self.step, self.seconds, self.images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
+        self.last_val = checkpoint.get("last_val", {})
+        self.epoch_error = checkpoint.get("epoch_error", math.nan)
 
     def save(self) -> None:
-        """Write the metrics gathered so far, then the checkpoint (rank 0 only)."""
+        """Write the metrics gathered so far, then the checkpoint (rank 0 only); never weights that a non-finite
+        loss has touched: the last good checkpoint stays."""
         self.flush_metrics()
+        bad = int(self.first_bad)
+        if bad < 0 and not self.weights_finite():
+            bad = self.step - 1  # an update overflowed the weights before any loss showed it
+        if bad >= 0:
+            raise NonFiniteLoss(
+                f"the loss became non-finite at step {bad + 1}; training stopped and the last good checkpoint "
+                f"({self.run_dir.checkpoint}) was kept. Lower --lr, or use --precision fp32 if bf16 overflowed."
+            )
         if self.dist.is_main:
             self.run_dir.save_checkpoint(self.state())
 
+    def weights_finite(self) -> bool:
+        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+
     def flush_metrics(self) -> None:
-        if self.dist.is_main and self.pending:
+        if self.dist.is_main and (self.pending or not self.run_dir.metrics.exists()):
             self.run_dir.append_metrics(self.pending)
             if self.tensorboard is not None:
                 for row in self.pending:
@@ -549,6 +582,12 @@ class Trainer:
         self.dist.all_reduce_sum(totals)
         self.epoch_error = (totals[1] / totals[3].clamp(min=1)).item()
         self.last_val = self.evaluate("val")
+        if not math.isfinite(self.last_val["loss"]):
+            self.flush_metrics()
+            raise NonFiniteLoss(
+                f"the validation loss became non-finite after step {self.step}; training stopped and the last good "
+                f"checkpoint ({self.run_dir.checkpoint}) was kept. Lower --lr."
+            )
         self.schedule.observe_val_error(self.last_val["error"])
         speed = images / max(train_seconds, 1e-9)
         self.pending.append(
@@ -620,11 +659,11 @@ def checkpoint_to_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> dict | 
             raise ValueError(f"{run.path} already holds a run; pass --resume to continue it or choose another --out")
         return None
     checkpoint = run.load_checkpoint()
-    saved = checkpoint["config"]
-    for key in TrainConfig.IDENTITY:
-        if saved.get(key) != getattr(cfg, key):
+    saved, given = TrainConfig.from_dict(checkpoint["config"]).identity(), cfg.identity()
+    for key, value in saved.items():
+        if given[key] != value:
             raise ValueError(
-                f"--resume: the run in {run.path} has {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                f"--resume: the run in {run.path} has {key}={value!r}, not {given[key]!r}; "
                 "resume it with its own settings or start a new run in another --out"
             )
     return checkpoint
