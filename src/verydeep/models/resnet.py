@@ -329,7 +329,7 @@ def plain56(**options) -> ResNet:
 
 @register("plain110", ResNet)
 def plain110(**options) -> ResNet:
-    """CIFAR plain-110 (Fig. 6: fails beyond 60% error early in training)."""
+    """CIFAR plain-110 (Fig. 6: its error stays above 60%, off the plot)."""
     return cifar_resnet(110, residual=False, **options)
 
 
