@@ -69,3 +69,32 @@ def test_reproduce_lists_experiments_and_rejects_unknown_ones(capsys):
     assert all(name in listing for name in EXPERIMENTS) and "smoke" in listing
     assert main(["reproduce", "degredation"]) == 2
     assert "Did you mean degradation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reproduce", "vgg_depth", "--depths", "20"], "vgg_depth takes no --depths"),
+        (["reproduce", "shortcuts", "--depths", "20,56"], "give one depth"),
+        (["reproduce", "degradation", "--depths", "20,34"], "mixes ImageNet depths"),
+    ],
+)
+def test_reproduce_refuses_arguments_an_experiment_cannot_use(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path / "exp")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained
+
+
+def test_imagenet_degradation_compares_parameter_free_shortcuts():
+    experiment = get_experiment("degradation")
+    specs = experiment.runs({"depths": (18, 34)}, experiment.presets["quick"])
+    assert {s.options.get("shortcut") for s in specs if s.group == "ResNet"} == {"A"}  # ResNet Sec. 4.1, Fig. 4
+    assert {s.recipe for s in specs} == {"resnet_imagenet"}
+
+
+def test_the_report_gives_the_shortest_command_that_reproduces_it():
+    experiment = get_experiment("degradation")
+    short = runner_module.reproduce_command(experiment, "quick", "fashion-mnist", 0, dict(experiment.defaults))
+    assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]
+    long = runner_module.reproduce_command(experiment, "quick", "cifar10", 3, {"depths": (20, 110)})
+    assert long[5:] == ["--data", "cifar10", "--seed", "3", "--depths", "20,110"]

@@ -1,4 +1,4 @@
-"""The degradation problem (ResNet Fig. 6 on CIFAR-10, Fig. 4 / the seed's Fig. 2 on ImageNet).
+"""The degradation problem (ResNet Fig. 6 on CIFAR-10, Fig. 4 on ImageNet).
 
 Plain nets get worse as they get deeper, on the training set too, so it is not overfitting; the same nets
 with shortcuts do not.
@@ -17,9 +17,16 @@ from .plots import error_curves
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
     depths = args["depths"]
-    imagenet = all(d in IMAGENET_STAGES for d in depths)
-    recipe = "resnet_imagenet" if imagenet else "resnet_cifar"
+    imagenet = [d in IMAGENET_STAGES for d in depths]
+    if any(imagenet) and not all(imagenet):
+        raise ValueError(
+            f"--depths {','.join(map(str, depths))} mixes ImageNet depths ({', '.join(map(str, IMAGENET_STAGES))}) "
+            "with CIFAR-style ones (6n+2); give one kind, e.g. 20,56 or 18,34"
+        )
+    recipe = "resnet_imagenet" if all(imagenet) else "resnet_cifar"
     residual_options = {"zero_init_residual": True} if preset.extra.get("zero_init_residual") else {}
+    if all(imagenet):
+        residual_options["shortcut"] = "A"  # Fig. 4 compares parameter-free shortcuts: zero-padding (Sec. 4.1)
     specs = [RunSpec(f"plain-{d}", f"plain{d}", group="plain", recipe=recipe) for d in depths]
     specs += [RunSpec(f"ResNet-{d}", f"resnet{d}", residual_options, group="ResNet", recipe=recipe) for d in depths]
     return specs
@@ -99,7 +106,7 @@ def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], lis
 EXPERIMENT = Experiment(
     name="degradation",
     title="The degradation problem: plain nets vs ResNets as depth grows",
-    source="ResNet Fig. 6 (CIFAR-10) and Fig. 4 / the seed's Fig. 2 (ImageNet)",
+    source="ResNet Fig. 6 (CIFAR-10) and Fig. 4 (ImageNet)",
     paper="deeper plain nets have higher training error (plain-56 above plain-20 on CIFAR-10, plain-34 above "
     "plain-18 on ImageNet), while deeper ResNets have lower training error than shallower ones.",
     recipe="resnet_cifar",
@@ -129,5 +136,5 @@ EXPERIMENT = Experiment(
     figures=figures,
     verdicts=verdicts,
     table=table,
-    deviations=("Fashion-MNIST (28x28 grey, 55k/5k split) stands in for CIFAR-10 unless --data says otherwise",),
+    deviations=("Fashion-MNIST (28x28 grey, 10 classes) stands in for CIFAR-10 unless --data says otherwise",),
 )

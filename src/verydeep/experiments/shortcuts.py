@@ -12,6 +12,8 @@ from .plots import error_curves
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
+    if len(args["depths"]) != 1:
+        raise ValueError("shortcuts compares options A, B and C on one network: give one depth, e.g. --depths 20")
     depth = args["depths"][0]
     recipe = "resnet_imagenet" if depth in IMAGENET_STAGES else "resnet_cifar"
     return [RunSpec(f"option {o}", f"resnet{depth}", {"shortcut": o}, group="ResNet", recipe=recipe) for o in "ABC"]
