@@ -33,7 +33,7 @@ from .device import (
 )
 from .evaluate import evaluate, summarise
 from .recipes import Recipe, default_recipe, get_recipe, override
-from .registry import create_model, get_entry
+from .registry import create_model, get_entry, options_for_data
 from .runs import RunDir
 from .schedules import make_schedule
 from .weights import save_weights
@@ -112,7 +112,11 @@ def forward_backward(
 
 
 class Interrupted(Exception):
-    """Training stopped on SIGINT/SIGTERM after saving a checkpoint."""
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; ``args`` are what happened and the command
+    that continues the run."""
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}. Continue with: {self.args[1]}" if len(self.args) == 2 else super().__str__()
 
 
 class NonFiniteLoss(Exception):
@@ -122,10 +126,7 @@ class NonFiniteLoss(Exception):
 def build_model(cfg: TrainConfig, data) -> nn.Module:
     """The network for this data: its classes and channels, and VGG's small-image head below 224 px."""
     name = get_entry(cfg.model).name
-    options = {"num_classes": data.num_classes, "in_channels": data.in_channels}
-    if name.startswith("vgg"):
-        options["head"] = "small" if data.image_size < 224 else "imagenet"
-        options["image_size"] = data.image_size
+    options = options_for_data(name, data.num_classes, data.in_channels, data.image_size)
     options.update(cfg.model_options)
     return create_model(name, **options)
 
@@ -535,8 +536,8 @@ class Trainer:
                 self.seconds += time.perf_counter() - t0
                 self.save()
                 raise Interrupted(
-                    f"stopped by signal at step {self.step}/{self.total_steps}; the checkpoint is saved. "
-                    f"Continue with: verydeep train --out {self.run_dir.path} --resume"
+                    f"stopped by signal at step {self.step}/{self.total_steps}; the checkpoint is saved",
+                    f"verydeep train --out {self.run_dir.path} --resume",
                 )
 
     def optimizer_step(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def train_all(planned, jobs: int, log: Callable[[str], None]) -> None:
             try:
                 fit(config, folder, resume=resume)
             except Interrupted as e:
-                raise ExperimentInterrupted(f"{spec.label}: {e}") from None
+                raise ExperimentInterrupted(f"{spec.label}: {e.args[0]}") from None
         return
     threads = max(1, physical_cores() // jobs)
     independent = [t for t in todo if t[1].init_from is None]
@@ -120,9 +121,14 @@ def _train_parallel(todo, jobs: int, threads: int, log: Callable[[str], None]) -
                 log("; ".join(f"{spec.label} {progress(folder)}" for spec, folder, _ in running))
                 last_status = time.perf_counter()
     except KeyboardInterrupt:
-        for _, _, proc in running:
-            proc.wait()  # each child got the signal too and is writing its checkpoint
         raise ExperimentInterrupted("interrupted; every run's checkpoint is saved") from None
+    finally:
+        # a run that failed, an error here or a signal: the others save a checkpoint and stop, none is orphaned
+        for _, _, proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for _, _, proc in running:
+            proc.wait()
 
 
 def progress(folder: Path) -> str:
@@ -153,7 +159,14 @@ def reproduce(
     t0 = time.perf_counter()
     out = Path(out or Path("reproductions") / f"{experiment.name}-{preset}")
     runs_root = Path(runs_root or out.parent / "runs")
-    args = {**experiment.defaults, **(args or {})}
+    given = args or {}
+    unknown = sorted(set(given) - set(experiment.defaults))
+    if unknown:
+        raise ValueError(
+            f"{experiment.name} takes no {', '.join('--' + k for k in unknown)}"
+            + (f"; its arguments: {', '.join('--' + k for k in experiment.defaults)}" if experiment.defaults else "")
+        )
+    args = {**experiment.defaults, **given}
     planned = plan(experiment, preset, data, data_dir, runs_root, seed, args)
     train_all(planned, default_jobs() if jobs is None else jobs, log)
     results = {spec.label: load_result(spec, folder) for spec, _, folder in planned}
@@ -207,14 +220,25 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def reproduce_command(experiment: Experiment, preset: str, data: str, seed: int, args: dict) -> list[str]:
+    """The shortest command that reproduces this report: only what differs from the defaults."""
+    words = ["verydeep", "reproduce", experiment.name, "--preset", preset]
+    if data != "fashion-mnist":
+        words += ["--data", data]
+    if seed != 0:
+        words += ["--seed", str(seed)]
+    for key, value in args.items():
+        if value != experiment.defaults.get(key):
+            words += [f"--{key}", ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return words
+
+
 def write_report(path, experiment, preset, data, seed, args, results, header, rows, figures, verdicts) -> None:
     chosen = experiment.presets[preset]
-    arguments = " ".join(
-        f"--{k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in args.items()
-    )
-    command = f"verydeep reproduce {experiment.name} --preset {preset} --data {data} --seed {seed} {arguments}".strip()
     first = next(iter(results.values()))
     config = RunDir(first.path).read_config()
+    command = " ".join(reproduce_command(experiment, preset, data, seed, args))
+    recipe = config["recipe"]
     lines = [
         f"# {experiment.title}",
         "",
@@ -224,7 +248,7 @@ def write_report(path, experiment, preset, data, seed, args, results, header, ro
         "",
         f"- preset `{preset}`: {chosen.description}",
         f"- data: {data} ({config['data']['sizes']['train']:,} training / {config['data']['sizes']['val']:,} "
-        f"held-out validation images), recipe `{experiment.recipe}` ({config['recipe']['section']}), seed {seed}",
+        f"held-out validation images), recipe `{recipe['name']}` ({recipe['section']}), seed {seed}",
         f"- on {config['run']['device']} with {config['run']['precision']}, torch {config['environment']['torch']}",
     ]
     lines += [f"- deviation from the paper: {d}" for d in experiment.deviations]
