@@ -163,6 +163,8 @@ def test_impossible_inputs_and_options_say_what_is_valid():
         verydeep.create_model("plain20", shortcut="B")
     with pytest.raises(ValueError, match="small"):
         verydeep.create_model("vgg_a", head="small").dense()
+    with pytest.raises(ValueError, match="bottleneck blocks"):
+        verydeep.create_model("resnet18", stride_at="3x3")
 
 
 def test_zero_pad_shortcut_subsamples_and_pads_with_zeros():

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Shortcut = Literal["A", "B", "C"]
-SHORTCUT_OPTIONS: tuple[str, ...] = ("A", "B", "C")
+SHORTCUT_OPTIONS: tuple[str, ...] = get_args(Shortcut)
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:

@@ -33,7 +33,7 @@ CIFAR_WIDTHS = (16, 32, 64)
 
 def cifar_stages(depth: int) -> tuple[str, tuple[int, ...]]:
     if (depth - 2) % 6 or depth < 8:
-        raise ValueError(f"a CIFAR ResNet has 6n+2 layers (20, 32, 44, 56, 110, 1202, ...), not {depth}")
+        raise ValueError(f"a CIFAR ResNet has 6n+2 layers ({', '.join(map(str, CIFAR_DEPTHS))}, ...), not {depth}")
     n = (depth - 2) // 6
     return "basic", (n, n, n)
 
@@ -49,7 +49,6 @@ class BasicBlock(nn.Module):
         width: int,
         stride: int = 1,
         shortcut: Shortcut | None = "A",
-        stride_at: StrideAt = "1x1",
     ):
         super().__init__()
         self.conv1 = conv3x3(in_channels, width, stride)
@@ -133,6 +132,11 @@ class ResNet(nn.Module):
             raise ValueError(f"unknown shortcut option {shortcut!r}; valid options are 'A', 'B' and 'C'")
         if stride_at not in ("1x1", "3x3"):
             raise ValueError(f"stride_at must be '1x1' (the paper) or '3x3' (torchvision's v1.5), not {stride_at!r}")
+        if block == "basic" and stride_at != "1x1":
+            raise ValueError(
+                "stride_at='3x3' concerns bottleneck blocks (ResNet-50 and deeper): a basic block's only stride "
+                "already sits in its first 3x3; leave stride_at out for this network"
+            )
         if zero_init_residual and not residual:
             raise ValueError("zero_init_residual needs shortcuts: a plain network would output zeros")
         self.residual, self.shortcut, self.stride_at = residual, shortcut, stride_at
@@ -153,11 +157,11 @@ class ResNet(nn.Module):
             layers = []
             for j in range(count):
                 stride = 2 if i > 0 and j == 0 else 1
-                layers.append(Block(channels, width, stride, shortcut if residual else None, stride_at))
+                more = {"stride_at": stride_at} if Block is Bottleneck else {}
+                layers.append(Block(channels, width, stride, shortcut if residual else None, **more))
                 channels = width * Block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*layers))
             self.stages.append(f"layer{i + 1}")
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.reset_parameters(zero_init_residual)
 
@@ -182,7 +186,9 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+        # global average pooling as a mean: the same numbers as AdaptiveAvgPool2d(1), with a deterministic
+        # backward on CUDA
+        return self.fc(self.forward_features(x).mean((2, 3)))
 
 
 def imagenet_resnet(depth: int, residual: bool = True, **options) -> ResNet:
