@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # [VGG] Table 2: parameters in millions (224x224 RGB input, 1000 classes).
 VGG_TABLE2_PARAMS_M = {"vgg_a": 133, "vgg_a_lrn": 133, "vgg_b": 133, "vgg_c": 134, "vgg_d": 138, "vgg_e": 144}
-VGG_EXACT_PARAMS = {"vgg_d": 138_357_544, "vgg_e": 143_667_240}
+VGG_EXACT_PARAMS = {"vgg_d": 138_357_544, "vgg_e": 143_667_240}  # the released models' exact counts
 
 # [VGG] Table 3: single-scale top-1 / top-5 validation error at S=256 (Q=256).
 VGG_TABLE3_S256 = {
@@ -50,6 +50,3 @@ CIFAR_TABLE6 = {
 
 # Independent CIFAR-10 reproductions of Fig. 6 (test error, %): plain nets worsen with depth.
 FIG6_PLAIN_TEST_ERROR = {"plain20": (9.5, 9.8), "plain56": (12.8, 13.0)}
-
-# Fashion-MNIST benchmark (zalandoresearch), test accuracy %: a reference, not from either paper.
-FASHION_MNIST_BENCHMARK = {"resnet18": 94.9, "vgg16": 93.5}
