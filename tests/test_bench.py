@@ -9,6 +9,7 @@ from verydeep.bench import PILDataset, baseline_loader, bench, training_flops
 from verydeep.cli import main
 from verydeep.data import load_data
 from verydeep.registry import create_model
+from verydeep.summary import count_macs
 
 
 def test_bench_reports_both_ways_and_the_ratios_between_them():
@@ -25,7 +26,7 @@ def test_training_flops_are_three_forward_passes():
     # backward costs twice the forward for convolutions and linear layers (input and weight gradients)
     model = create_model("resnet20", num_classes=10)
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
-    forward = 2 * 40_551_040 * 2  # multiply-adds of Table 6's ResNet-20 at 32 px (summary), as FLOPs, 2 images
+    forward = 2 * count_macs(model, 32) * 2  # multiply-adds of one 32 px image, as FLOPs, for 2 images
     assert training_flops(model, x, y) == pytest.approx(3 * forward, rel=0.02)
 
 
@@ -44,3 +45,14 @@ def test_bench_json_is_one_line_with_the_documented_keys(capsys):
     assert len(out) == 1
     keys = {"images_per_second", "baseline_images_per_second", "speedup", "gflops_per_second", "fraction_of_peak"}
     assert keys <= set(json.loads(out[0]))
+
+
+def test_bench_refuses_an_image_folder_and_says_what_it_times(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            (tmp_path / split / label).mkdir(parents=True)
+            Image.new("RGB", (40, 40)).save(tmp_path / split / label / "0.png")
+    with pytest.raises(ValueError, match="in-memory data sets"):
+        bench("resnet18", data=str(tmp_path))

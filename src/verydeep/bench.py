@@ -29,7 +29,7 @@ from torchvision.transforms.v2.functional import to_pil_image
 from .data import load_data
 from .device import autocast, pick_device, resolve_precision, set_threads
 from .recipes import default_recipe, get_recipe
-from .registry import create_model, get_entry
+from .registry import create_model, get_entry, options_for_data
 from .train import forward_backward
 
 TORCHVISION_NAMES = {"vgg_a": "vgg11", "vgg_b": "vgg13", "vgg_d": "vgg16", "vgg_e": "vgg19"}
@@ -144,13 +144,16 @@ def bench(
     if image_size is None and data == "synthetic":
         image_size = 224 if recipe.name != "resnet_cifar" else 32
     dataset = load_data(data, image_size=image_size, mean=recipe.mean)
+    if not dataset.in_memory:
+        raise ValueError(
+            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic), not {data}: an "
+            "image folder's speed is its decoding DataLoader's; see the img/s that verydeep train prints"
+        )
     size = dataset.image_size
     if batch_size is None:
         # The recipe's batch; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32.
         batch_size = recipe.batch_size if dev.type == "cuda" or size < 128 else 32
-    options = {"num_classes": dataset.num_classes, "in_channels": dataset.in_channels}
-    if name.startswith("vgg"):
-        options.update(head="small" if size < 224 else "imagenet", image_size=size)
+    options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
 
     torch.manual_seed(0)
     ours = create_model(name, **options).to(dev, memory_format=torch.channels_last)

@@ -68,3 +68,12 @@ def create_model(name: str, weights: str | Path | None = None, **options) -> nn.
     model.verydeep_name = entry.name
     model.verydeep_options = dict(options)
     return model
+
+
+def options_for_data(name: str, num_classes: int, in_channels: int, image_size: int) -> dict:
+    """The options that fit a network to a data set: its classes and channels, and for VGG below 224 px the
+    small-image head sized to the images."""
+    options = {"num_classes": num_classes, "in_channels": in_channels}
+    if get_entry(name).name.startswith("vgg"):
+        options.update(head="small" if image_size < 224 else "imagenet", image_size=image_size)
+    return options
