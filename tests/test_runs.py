@@ -28,17 +28,23 @@ WRITER = textwrap.dedent(
 
 def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
     path = tmp_path / "checkpoint.pt"
-    for delay in (0.05, 0.13, 0.29):
+    for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
         try:
-            assert proc.stdout.readline().strip() == "1" or path.exists()
-            time.sleep(delay)  # somewhere inside a later write
+            assert proc.stdout.readline().strip().isdigit()  # one checkpoint is complete
+            deadline = time.monotonic() + 30
+            while not list(tmp_path.glob(".checkpoint.pt.tmp*")) and time.monotonic() < deadline:
+                time.sleep(0.001)  # until the next write is under way
+            writing = bool(list(tmp_path.glob(".checkpoint.pt.tmp*")))
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+        assert writing
         state = load_checkpoint(path)
         assert state["i"] >= 1
         assert torch.equal(state["payload"], torch.full((4_000_000,), float(state["i"])))
+        for leftover in tmp_path.glob(".checkpoint.pt.tmp*"):
+            leftover.unlink()  # what a kill leaves behind; the next run writes its own
 
 
 def test_a_truncated_checkpoint_is_reported_with_the_fix(tmp_path):

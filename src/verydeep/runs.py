@@ -17,7 +17,9 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -150,26 +152,29 @@ def format_value(value) -> str:
     return str(value)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write`` to a temporary file, fsync, then rename over ``path``: a crash at any moment leaves
+    either the old file or the new one, never a torn one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary file, fsync, then rename over ``path``: a crash at any moment leaves either
-    the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """torch.save, atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def fsync_dir(path: Path) -> None:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .registry import create_model, get_entry
+from .runs import atomic_write_bytes
 
 # torchvision name -> (our name, options that rebuild it exactly)
 TORCHVISION_VGG = {"vgg11": "vgg_a", "vgg13": "vgg_b", "vgg16": "vgg_d", "vgg19": "vgg_e"}
@@ -43,9 +45,7 @@ def save_weights(model: nn.Module, path: str | Path, **metadata: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"verydeep.model": name, "verydeep.options": json.dumps(options), **metadata}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, tmp, metadata=meta)
-    tmp.replace(path)
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=meta))
     return path
 
 
