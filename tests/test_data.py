@@ -289,6 +289,16 @@ def test_unreadable_files_are_errors_naming_them_or_skipped_and_counted(tmp_path
     assert data.skipped == 2
 
 
+def test_a_wholly_unreadable_batch_is_skipped_alone_but_stops_distributed_training(tmp_path):
+    root = write_folder(tmp_path / "pets")
+    data = load_data(str(root), image_size=32, scale=(36, 48), workers=0, skip_bad=True)
+    for image in (root / "train").rglob("*.*g"):
+        image.write_bytes(b"damaged after the scan")
+    assert epoch(data, batch_size=4) == [] and data.skipped == 12
+    with pytest.raises(ValueError, match="cannot skip a step on one rank"):
+        epoch(data, batch_size=4, rank=0, world_size=2)
+
+
 def test_a_path_without_a_data_set_or_an_unknown_name_says_what_is_expected(tmp_path):
     with pytest.raises(ValueError, match=rf"no data set in {re.escape(str(tmp_path))}.*train/ and val/"):
         load_data(str(tmp_path))

@@ -212,6 +212,12 @@ class FolderData(Data):
         for (k, _, _), (x, y, bad) in zip(batches, loader):
             self._bad.update(bad)
             if len(y) == 0:  # every file of the batch was unreadable
+                if world_size > 1:
+                    # skipping the step on this rank alone would leave the others waiting in all-reduce
+                    raise ValueError(
+                        f"every image of a batch on rank {rank} is unreadable ({', '.join(bad[:3])}); distributed "
+                        "training cannot skip a step on one rank: remove the unreadable files and resume"
+                    )
                 continue
             x = to_float(x.to(device, non_blocking=True), mean, channels_last)
             if augment and self.color_jitter:
