@@ -313,6 +313,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     data = load_eval_data(trained, args.data, args.data_dir, args.workers)
+    for note in data.notes:
+        print(f"note: {note}", file=sys.stderr)
     device = pick_device(args.device)
     result = evaluate_protocol(
         trained.model.to(device),
