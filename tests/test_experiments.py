@@ -74,7 +74,10 @@ def test_reproduce_lists_experiments_and_rejects_unknown_ones(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["reproduce", "vgg_depth", "--depths", "20"], "vgg_depth takes no --depths"),
+        (["reproduce", "vgg_depth", "--depths", "20"], "vgg_depth takes no --depths; its arguments: --configs"),
+        (["reproduce", "vgg_depth", "--configs", "A,F"], "unknown VGG configuration F"),
+        (["reproduce", "vgg_init", "--configs", "A"], "deeper configurations B, C, D, E"),
+        (["reproduce", "degradation", "--configs", "A"], "degradation takes no --configs; its arguments: --depths"),
         (["reproduce", "shortcuts", "--depths", "20,56"], "give one depth"),
         (["reproduce", "degradation", "--depths", "20,34"], "mixes ImageNet depths"),
     ],

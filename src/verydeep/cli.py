@@ -274,6 +274,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     extra = {}
     if args.depths:
         extra["depths"] = tuple(int(d) for d in args.depths.split(","))
+    if args.configs:
+        extra["configs"] = tuple(c.strip().upper() for c in args.configs.split(","))
     try:
         summary = reproduce(
             experiment,
@@ -462,7 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "full: the paper's schedule")  # fmt: skip
     p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, cifar10, cifar100 or an image folder")
     p.add_argument("--data-dir", help="where the data set lies")
-    p.add_argument("--depths", help="comma-separated depths, e.g. 20,56 (CIFAR-style) or 18,34 (ImageNet)")
+    p.add_argument(
+        "--depths", help="ResNet experiments: comma-separated depths, e.g. 20,56 (CIFAR) or 18,34 (ImageNet)"
+    )
+    p.add_argument("--configs", help="VGG experiments: comma-separated configurations, e.g. A,D,E")
     p.add_argument("--out", help="the experiment's folder (default reproductions/NAME-PRESET)")
     p.add_argument("--runs", help="where run folders are kept and shared between experiments "
                    "(default: runs/ beside --out)")  # fmt: skip

@@ -10,6 +10,9 @@ from .plots import error_curves
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
     options = dict(preset.extra.get("vgg_options", {}))
+    unknown = [c for c in args["configs"] if c not in ("B", "C", "D", "E")]
+    if unknown:
+        raise ValueError(f"--configs {', '.join(unknown)}: A's weights start the deeper configurations B, C, D, E")
     specs = [RunSpec("A", "vgg_a", options, group="A")]
     for config in args["configs"]:
         model = f"vgg_{config.lower()}"
