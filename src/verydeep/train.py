@@ -112,11 +112,12 @@ def forward_backward(
 
 
 class Interrupted(Exception):
-    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; ``args`` are what happened and the command
-    that continues the run."""
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint: ``reason`` says where, ``command`` continues
+    the run."""
 
-    def __str__(self) -> str:
-        return f"{self.args[0]}. Continue with: {self.args[1]}" if len(self.args) == 2 else super().__str__()
+    def __init__(self, reason: str, command: str):
+        super().__init__(f"{reason}. Continue with: {command}")
+        self.reason, self.command = reason, command
 
 
 class NonFiniteLoss(Exception):
@@ -452,12 +453,15 @@ class Trainer:
         if bad < 0 and not self.weights_finite():
             bad = self.step - 1  # an update overflowed the weights before any loss showed it
         if bad >= 0:
-            raise NonFiniteLoss(
-                f"the loss became non-finite at step {bad + 1}; training stopped and the last good checkpoint "
-                f"({self.run_dir.checkpoint}) was kept. Lower --lr, or use --precision fp32 if bf16 overflowed."
-            )
+            raise self.non_finite(f"the loss became non-finite at step {bad + 1}")
         if self.dist.is_main:
             self.run_dir.save_checkpoint(self.state())
+
+    def non_finite(self, what: str) -> NonFiniteLoss:
+        return NonFiniteLoss(
+            f"{what}; training stopped and the last good checkpoint ({self.run_dir.checkpoint}) was kept. "
+            "Lower --lr, or use --precision fp32 if bf16 overflowed."
+        )
 
     def weights_finite(self) -> bool:
         tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
@@ -568,11 +572,7 @@ class Trainer:
         bad = int(self.first_bad)
         if bad >= 0 or not math.isfinite(loss_sum):
             self.flush_metrics()
-            raise NonFiniteLoss(
-                f"the loss became non-finite at step {max(bad, 0) + 1} (epoch {epoch + 1}); training stopped and "
-                f"the last good checkpoint ({self.run_dir.checkpoint}) was kept. Lower --lr, or use --precision "
-                "fp32 if bf16 overflowed."
-            )
+            raise self.non_finite(f"the loss became non-finite at step {max(bad, 0) + 1} (epoch {epoch + 1})")
         self.schedule.observe_train_error(self.step - 1, row["train_error"])
         self.bar.update(self.step, {**row, "images_per_second": count / max(now - self.window_t0, 1e-9)})
         self.window.zero_()
@@ -585,10 +585,7 @@ class Trainer:
         self.last_val = self.evaluate("val")
         if not math.isfinite(self.last_val["loss"]):
             self.flush_metrics()
-            raise NonFiniteLoss(
-                f"the validation loss became non-finite after step {self.step}; training stopped and the last good "
-                f"checkpoint ({self.run_dir.checkpoint}) was kept. Lower --lr."
-            )
+            raise self.non_finite(f"the validation loss became non-finite after step {self.step}")
         self.schedule.observe_val_error(self.last_val["error"])
         speed = images / max(train_seconds, 1e-9)
         self.pending.append(

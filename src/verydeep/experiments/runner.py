@@ -53,7 +53,7 @@ def train_all(planned, jobs: int, log: Callable[[str], None]) -> None:
             try:
                 fit(config, folder, resume=resume)
             except Interrupted as e:
-                raise ExperimentInterrupted(f"{spec.label}: {e.args[0]}") from None
+                raise ExperimentInterrupted(f"{spec.label}: {e.reason}") from None
         return
     threads = max(1, physical_cores() // jobs)
     independent = [t for t in todo if t[1].init_from is None]

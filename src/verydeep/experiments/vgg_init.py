@@ -6,16 +6,21 @@ from pathlib import Path
 
 from .base import VGG_PRESETS, Experiment, Preset, RunResult, RunSpec, Verdict, percent
 from .plots import error_curves
+from .vgg_depth import CONFIGS
+
+DEEPER = tuple(label for label in CONFIGS if not label.startswith("A"))  # B, C, D, E: what A can start
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
     options = dict(preset.extra.get("vgg_options", {}))
-    unknown = [c for c in args["configs"] if c not in ("B", "C", "D", "E")]
+    unknown = [c for c in args["configs"] if c not in DEEPER]
     if unknown:
-        raise ValueError(f"--configs {', '.join(unknown)}: A's weights start the deeper configurations B, C, D, E")
-    specs = [RunSpec("A", "vgg_a", options, group="A")]
+        raise ValueError(
+            f"--configs {', '.join(unknown)}: A's weights start the deeper configurations {', '.join(DEEPER)}"
+        )
+    specs = [RunSpec("A", CONFIGS["A"], options, group="A")]
     for config in args["configs"]:
-        model = f"vgg_{config.lower()}"
+        model = CONFIGS[config]
         specs.append(RunSpec(f"{config} random", model, options, group=config))
         specs.append(RunSpec(f"{config} from A", model, options, init_from="A", group=config))
     return specs
