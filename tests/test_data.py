@@ -51,6 +51,7 @@ def test_fashion_mnist_has_the_official_sizes_and_a_fixed_held_out_split():
     assert len(set(train.tolist()) | set(val.tolist())) == 60_000
     assert torch.equal(load_data("fashion-mnist").images("val").index, val)
     assert not torch.equal(load_data("fashion-mnist", split_seed=1).images("val").index, val)
+    assert load_data("fashion-mnist", val_size=0).sizes == {"train": 60_000, "val": 0, "test": 10_000}
 
 
 @needs_fashion_mnist

@@ -146,9 +146,18 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_
     assert not (tmp_path / ".lock").exists()
 
 
-def test_training_without_a_validation_split_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--val-size 1 or more"):
-        fit(TrainConfig(model="resnet20", val_size=0, iters=2), tmp_path, progress=False)
+def test_val_size_0_trains_without_val_and_refuses_the_plateau_schedule(tmp_path, capsys):
+    summary = fit(small(val_size=0, epochs=1, test=True), tmp_path, progress=False)
+    run = RunDir(tmp_path)
+    assert json.loads(run.config.read_text())["data"]["sizes"] == {"train": 512, "val": 0, "test": 10_000}
+    assert summary["steps"] == 16 and summary["val_error"] is None and 0 <= summary["test_error"] <= 1
+    rows = run.read_metrics()
+    assert all(r["val_error"] is None for r in rows) and rows[-1]["images_per_second"] > 0
+    assert main(["eval", "--run", str(tmp_path), "--split", "val"]) == 2
+    assert "the val split is empty (a run trained with --val-size 0 holds none" in capsys.readouterr().err
+    plateau = small(val_size=0, overrides={"batch_size": 32, "schedule": "plateau"})
+    with pytest.raises(ValueError, match="plateau schedule .* --val-size 1 or more"):
+        fit(plateau, tmp_path / "plateau", progress=False)
 
 
 def test_a_truncated_checkpoint_is_refused_on_resume(tmp_path):

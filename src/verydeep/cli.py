@@ -170,7 +170,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data-dir", default=S, help="where the data set lies (default: $VERYDEEP_DATA, Debian's folder)")
     g.add_argument("--subset", type=int, default=S, help="train on only N images (quick runs)")
-    g.add_argument("--val-size", type=int, default=S, help="images held out of the training set (default 5000)")
+    g.add_argument(
+        "--val-size",
+        type=int,
+        default=S,
+        help="images held out of the training set as val (default 5000); 0 trains on all of it, as the ResNet paper's "
+        "test figures did, with no val evaluation",
+    )
     g.add_argument(
         "-o",
         "--option",

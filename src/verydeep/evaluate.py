@@ -338,6 +338,11 @@ def evaluate_protocol(
     view). ``preprocessing`` defaults to the data's own (its mean and sizes); a run's or torchvision's may be
     given. ``batch_size`` counts images of the training size: a forward pass holds that many pixels.
     """
+    if not data.sizes.get(split, 0):
+        trained_on_all = (
+            " (a run trained with --val-size 0 holds none: evaluate --split test)" if split == "val" else ""
+        )
+        raise ValueError(f"nothing to evaluate: the {split} split is empty{trained_on_all}")
     device = torch.device(device)
     prep = preprocessing or Preprocessing.from_data(data)
     check_fits(model, data, prep)
