@@ -147,8 +147,11 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_
 
 
 def test_val_size_0_trains_without_val_and_refuses_the_plateau_schedule(tmp_path, capsys):
-    summary = fit(small(val_size=0, epochs=1, test=True), tmp_path, progress=False)
+    argv = ["train", "--model", "resnet20", "--subset", "512", "--val-size", "0", "--batch-size", "32", "--epochs", "1"]
+    assert main([*argv, "--log-every", "4", "--test", "--out", str(tmp_path)]) == 0
+    assert re.search(r"train error [\d.]+%, test error [\d.]+%", capsys.readouterr().out)
     run = RunDir(tmp_path)
+    summary = json.loads(run.summary.read_text())
     assert json.loads(run.config.read_text())["data"]["sizes"] == {"train": 512, "val": 0, "test": 10_000}
     assert summary["steps"] == 16 and summary["val_error"] is None and 0 <= summary["test_error"] <= 1
     rows = run.read_metrics()

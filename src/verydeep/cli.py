@@ -147,8 +147,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     line = (
         f"{summary['model']}: {summary['steps']} steps ({summary['epochs']:.2f} epochs) in "
         f"{summary['seconds']:.0f} s, {summary['images_per_second']:.0f} img/s; "
-        f"train error {100 * summary['train_error']:.2f}%, val error {100 * summary['val_error']:.2f}%"
+        f"train error {100 * summary['train_error']:.2f}%"
     )
+    if summary["val_error"] is not None:  # None after --val-size 0
+        line += f", val error {100 * summary['val_error']:.2f}%"
     if "test_error" in summary:
         line += f", test error {100 * summary['test_error']:.2f}%"
     if Distributed.from_env().is_main:
