@@ -366,8 +366,8 @@ def evaluate_protocol(
         if bar is not None:
             bar.close()
     loss, wrong1, wrong5, count = totals.tolist()
-    if count == 0:
-        raise ValueError(f"nothing to evaluate: the {split} split is empty")
+    if count == 0:  # the split is not empty (checked above): --skip-bad skipped every image of it
+        raise ValueError(f"nothing to evaluate: every image of the {split} split was unreadable and skipped")
     return {
         "split": split,
         "protocol": protocol,

@@ -597,8 +597,8 @@ class Trainer:
                 self.flush_metrics()
                 raise self.non_finite(f"the validation loss became non-finite after step {self.step}")
             self.schedule.observe_val_error(self.last_val["error"])
-            row.update(val_loss=self.last_val["loss"], val_error=self.last_val["error"])
-            row.update(val_top5_error=self.last_val["top5_error"])
+            val = self.last_val
+            row |= {"val_loss": val["loss"], "val_error": val["error"], "val_top5_error": val["top5_error"]}
             line += f"val error {100 * self.last_val['error']:.2f}% (top-5 {100 * self.last_val['top5_error']:.2f}%), "
         self.pending.append(row)
         self.bar.write(f"{line}{speed:.0f} img/s")
