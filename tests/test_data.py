@@ -16,13 +16,7 @@ from torchvision.datasets import FashionMNIST
 
 from verydeep.data import DATASETS, load_data, synthetic
 from verydeep.data.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, crop_flip, pca_lighting, random_crop_flip
-from verydeep.data.fashion_mnist import DEBIAN_DIR
 from verydeep.data.memory import TensorData, TensorImages
-
-needs_fashion_mnist = pytest.mark.skipif(
-    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason=f"Fashion-MNIST is not in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
-)
 
 
 def labelled_by_index(n: int) -> TensorData:
@@ -39,7 +33,7 @@ def epoch(data, split="train", batch_size=32, **options) -> list[tuple[torch.Ten
 # Fashion-MNIST, the default data set
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_has_the_official_sizes_and_a_fixed_held_out_split():
     data = load_data("fashion-mnist")
     assert data.sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
@@ -54,7 +48,7 @@ def test_fashion_mnist_has_the_official_sizes_and_a_fixed_held_out_split():
     assert load_data("fashion-mnist", val_size=0).sizes == {"train": 60_000, "val": 0, "test": 10_000}
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_subset_trains_on_n_images_outside_the_full_val_split():
     full_val = set(load_data("fashion-mnist").images("val").index.tolist())
     data = load_data("fashion-mnist", subset=1000)
@@ -63,7 +57,7 @@ def test_subset_trains_on_n_images_outside_the_full_val_split():
     assert not set(data.images("train").index.tolist()) & full_val
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_means_are_the_training_images_means():
     pixel, rgb = load_data("fashion-mnist", subset=2000), load_data("fashion-mnist", subset=2000, mean="rgb")
     images = pixel.images("train").images.double() / 255
@@ -73,7 +67,7 @@ def test_means_are_the_training_images_means():
     torch.testing.assert_close(rgb.mean, images.mean((0, 2, 3))[:, None, None].float())
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_eval_batches_are_the_images_in_order_minus_the_mean():
     data = load_data("fashion-mnist", subset=1000)
     x, y = next(iter(data.batches("val", 64, channels_last=True)))

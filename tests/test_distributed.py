@@ -12,14 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from verydeep.data import load_data
-from verydeep.data.fashion_mnist import DEBIAN_DIR
 from verydeep.runs import RunDir
 from verydeep.train import TrainConfig, fit
-
-needs_fashion_mnist = pytest.mark.skipif(
-    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason=f"Fashion-MNIST is not in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
-)
 
 
 def free_port() -> int:
@@ -89,7 +83,7 @@ def two_runs(tmp_path_factory) -> tuple[RunDir, RunDir]:
     return two, one
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_two_processes_with_sync_bn_reach_the_weights_of_one_with_the_same_global_batch(two_runs):
     two, one = two_runs
     config = json.loads(two.config.read_text())
@@ -98,7 +92,7 @@ def test_two_processes_with_sync_bn_reach_the_weights_of_one_with_the_same_globa
     assert_same_run(two, one)
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_a_two_process_run_resumes_as_a_single_process_run_does(two_runs):
     two, one = two_runs
     torchrun(["--out", str(two.path), "--resume", "--iters", "3"])

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 from torchvision.io import write_png
+from torchvision.transforms import v2
 
 from verydeep import create_model
 from verydeep.cli import main
 from verydeep.data import load_data, synthetic
-from verydeep.data.fashion_mnist import DEBIAN_DIR
 from verydeep.data.memory import TensorData, TensorImages
 from verydeep.evaluate import (
     PROTOCOLS,
@@ -24,11 +24,6 @@ from verydeep.evaluate import (
 )
 from verydeep.train import TrainConfig, fit
 from verydeep.weights import save_weights
-
-pytestmark = pytest.mark.skipif(
-    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason=f"Fashion-MNIST is not in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +52,7 @@ def run_cli(argv: list[str]) -> int:
 # The protocols on a trained model
 
 
+@pytest.mark.fashion_mnist
 def test_center_is_the_training_loops_evaluation(run):
     trained = load_trained(run)
     data = load_eval_data(trained)
@@ -67,6 +63,7 @@ def test_center_is_the_training_loops_evaluation(run):
     assert ours["loss"] == pytest.approx(loop["loss"], rel=1e-5)
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_each_protocol_runs_on_a_tiny_trained_model(few, protocol):
     trained, data = few
@@ -79,6 +76,7 @@ def test_each_protocol_runs_on_a_tiny_trained_model(few, protocol):
     assert result["scales"] == scales.get(protocol)
 
 
+@pytest.mark.fashion_mnist
 def test_tencrop_of_a_constant_image_equals_the_centre_view(run):
     trained = load_trained(run)
     model, prep = trained.model.eval(), trained.preprocessing
@@ -99,6 +97,7 @@ def test_tencrop_of_a_constant_image_equals_the_centre_view(run):
     assert not torch.equal(padded(grey)[0][:, 0], grey)  # the top-left crop starts in the padding
 
 
+@pytest.mark.fashion_mnist
 def test_the_evaluate_command_writes_its_result_to_the_run_folder(run, capsys):
     for protocol in ("center", "tencrop"):
         assert run_cli(["eval", "--run", str(run), "--split", "val", "--protocol", protocol]) == 0
@@ -106,6 +105,53 @@ def test_the_evaluate_command_writes_its_result_to_the_run_folder(run, capsys):
         saved = json.loads((run / f"eval_val_{protocol}.json").read_text())
         assert saved["protocol"] == protocol and saved["images"] == 100 and saved["model"] == "resnet20"
         assert f"top-1 error {100 * saved['error']:.2f}%" in out and "eval_val_" in out
+
+
+def probe(channels: int, crop: int) -> tuple[torch.nn.Module, Preprocessing]:
+    """A linear classifier of the whole view: its scores change with every pixel's place, so a crop in the wrong
+    place or a flip left out changes the averaged posteriors."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(channels * crop * crop, 10)).eval()
+    mean = torch.rand(channels, 1, 1)
+    return model, Preprocessing(crop, mean, tuple(str(i) for i in range(10)), crop)
+
+
+def posteriors(model, prep, views: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of the soft-max posteriors of the views, each (B, C, h, w), computed one view at a time."""
+    with torch.no_grad():
+        return torch.stack([model(prep.normalise(v)).softmax(1) for v in views]).mean(0)
+
+
+def corners_and_centre(images: torch.Tensor, crop: int) -> list[torch.Tensor]:
+    """The four corner crops, the centre crop and the horizontal flips of the five (even margins only)."""
+    h, w = images.shape[-2:]
+    places = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), ((h - crop) // 2, (w - crop) // 2)]
+    crops = [images[..., t : t + crop, l : l + crop] for t, l in places]
+    return crops + [c.flip(-1) for c in crops]
+
+
+def test_tencrop_averages_the_posteriors_of_five_crops_and_their_flips():
+    generator = torch.Generator().manual_seed(1)
+    # 28 px data: the crops of the image zero-padded by 4 px (the training crops' padding, ResNet Sec. 4.2)
+    stored = torch.randint(0, 256, (3, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    model, prep = probe(1, 28)
+    expected = posteriors(model, prep, corners_and_centre(torch.nn.functional.pad(stored, (4, 4, 4, 4)), 28))
+    views = make_views("tencrop", 28, stored_at_crop=True)(stored)
+    torch.testing.assert_close(average_scores(model, views, prep, 10**6), expected)
+    centre = make_views("center", 28, stored_at_crop=True)(stored)
+    torch.testing.assert_close(average_scores(model, centre, prep, 10**6), posteriors(model, prep, [stored]))
+    # an image folder's photo, already at its shorter side of 36 for 32 px crops: crops of the photo itself
+    photo = torch.randint(0, 256, (2, 3, 36, 44), generator=generator, dtype=torch.uint8)
+    model, prep = probe(3, 32)
+    views = make_views("tencrop", 32, resize=36)(photo)
+    torch.testing.assert_close(average_scores(model, views, prep, 10**6),
+                               posteriors(model, prep, corners_and_centre(photo, 32)))  # fmt: skip
+    centre = make_views("center", 32, resize=36)(photo)
+    torch.testing.assert_close(average_scores(model, centre, prep, 10**6),
+                               posteriors(model, prep, [photo[..., 2:34, 6:38]]))  # fmt: skip
+    # in forward passes of one view at a time, the same average
+    torch.testing.assert_close(average_scores(model, views, prep, 32 * 32), posteriors(model, prep,
+                               corners_and_centre(photo, 32)))  # fmt: skip
 
 
 # VGG: dense evaluation and multi-crop (Sec. 3.2)
@@ -137,6 +183,20 @@ def test_dense_vgg_a_at_224_equals_the_fc_evaluation_of_the_centre_crop(vgg_a):
     result = evaluate_protocol(vgg_a, data, "val", "dense", scales=(224,))
     assert result["views_per_image"] == 2 and result["images"] == 1
     assert result["loss"] == pytest.approx(center["loss"], rel=1e-5)
+
+
+def test_dense_evaluation_averages_the_posteriors_of_each_scale_and_its_flip(vgg_a):
+    """VGG Sec. 3.2 at two scales Q: the dense net's posteriors for the image rescaled to each Q and for its flip,
+    averaged (the dense net's own spatial averaging is tested against the FC form in test_models)."""
+    image = synthetic.generate(1, synthetic.patterns(240, seed=1), seed=1).images[..., :232, :]
+    prep = Preprocessing(224, torch.tensor([0.4, 0.5, 0.6])[:, None, None], tuple(str(i) for i in range(10)), 256)
+    dense = network_for(vgg_a, "dense", (256, 288))
+    views = make_views("dense", 224, (256, 288))(image)
+    assert [tuple(v.shape[:3]) + (min(v.shape[-2:]),) for v in views] == [(1, 2, 3, 256), (1, 2, 3, 288)]
+    assert all(v.shape[-1] > v.shape[-2] for v in views)  # not square: the score map is wider than it is high
+    rescaled = [v2.functional.resize(image, [q], antialias=True) for q in (256, 288)]
+    expected = posteriors(dense, prep, [x for r in rescaled for x in (r, r.flip(-1))])
+    torch.testing.assert_close(average_scores(dense, views, prep, 10**7), expected, rtol=1e-4, atol=1e-6)
 
 
 def test_multicrop_is_a_5x5_grid_of_crops_and_their_flips():
@@ -174,6 +234,7 @@ def test_crops_larger_than_the_image_and_misplaced_scales_are_refused(vgg_a):
         make_views("tenfold", 28)
 
 
+@pytest.mark.fashion_mnist
 def test_the_command_names_the_protocol_that_does_not_fit(tmp_path, capsys):
     small = create_model("vgg_a", head="small", num_classes=10, in_channels=1, image_size=28)
     save_weights(small, tmp_path / "vgg_a.safetensors")

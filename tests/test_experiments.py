@@ -9,38 +9,67 @@ import pytest
 from verydeep.cli import main
 from verydeep.experiments import EXPERIMENTS, ExperimentInterrupted, get_experiment, reproduce
 from verydeep.experiments import runner as runner_module
+from verydeep.experiments.runner import plan
 from verydeep.runs import RunDir
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One runs folder for the whole module: layer_responses reuses the degradation runs, as users' do."""
-    return tmp_path_factory.mktemp("reproductions")
+def smoke(tmp_path_factory):
+    """``smoke(name)`` reproduces an experiment's smoke preset once per module, into one runs folder shared by
+    all, as users' are: layer_responses then reuses the degradation runs. Any test may ask first."""
+    root = tmp_path_factory.mktemp("reproductions")
+    done: dict[str, dict] = {}
+
+    def reproduce_once(name: str) -> tuple[dict, object]:
+        if name not in done:
+            done[name] = reproduce(
+                get_experiment(name), preset="smoke", out=root / name, runs_root=root / "runs", jobs=1,
+                log=lambda s: None,
+            )  # fmt: skip
+        return done[name], root / name
+
+    return reproduce_once
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.parametrize("name", ["degradation", "layer_responses", "vgg_depth", "vgg_init", "shortcuts"])
-def test_smoke_preset_writes_report_summary_and_figure(shared, name):
-    out = shared / name
-    summary = reproduce(
-        get_experiment(name), preset="smoke", out=out, runs_root=shared / "runs", jobs=1, log=lambda s: None
-    )
+def test_smoke_preset_writes_report_summary_and_figure(smoke, name):
+    summary, out = smoke(name)
     assert (out / "report.md").exists() and (out / "results.csv").exists()
     saved = json.loads((out / "summary.json").read_text())
     assert saved["reproduced"] in (True, False) and saved["reproduced"] == summary["reproduced"]
     assert saved["verdicts"] and all(isinstance(v["reproduced"], bool) for v in saved["verdicts"])
+    assert saved["reproduced"] == all(v["reproduced"] for v in saved["verdicts"])
     assert all(run["train_error"] is not None and run["val_error"] is not None for run in saved["runs"].values())
     pngs = list(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     report = (out / "report.md").read_text()
     assert EXPERIMENTS[name].source in report and f"]({pngs[0].name})" in report
+    for verdict in saved["verdicts"]:  # the report says what summary.json says
+        mark = "reproduced" if verdict["reproduced"] else "NOT reproduced"
+        assert f"- **{mark}**: {verdict['claim']}." in report
 
 
-def test_layer_responses_reuses_the_degradation_runs(shared):
-    degradation = json.loads((shared / "degradation" / "summary.json").read_text())["runs"]
-    responses = json.loads((shared / "layer_responses" / "summary.json").read_text())["runs"]
-    assert {k: v["folder"] for k, v in degradation.items()} == {k: v["folder"] for k, v in responses.items()}
+@pytest.mark.fashion_mnist
+def test_layer_responses_reuses_the_degradation_runs(smoke):
+    degradation, _ = smoke("degradation")
+    responses, _ = smoke("layer_responses")
+    assert {k: v["folder"] for k, v in degradation["runs"].items()} == {
+        k: v["folder"] for k, v in responses["runs"].items()
+    }
 
 
+def test_vgg_init_starts_each_from_a_run_from_the_trained_a_and_the_others_from_random(tmp_path):
+    planned = plan(get_experiment("vgg_init"), "quick", "fashion-mnist", None, tmp_path, 0, {"configs": ("D", "E")})
+    folders = {spec.label: folder for spec, _, folder in planned}
+    starts = {spec.label: config.init_from for spec, config, _ in planned}
+    assert starts == {"A": None, "D random": None, "E random": None, "D from A": str(folders["A"]),
+                      "E from A": str(folders["A"])}  # fmt: skip
+    assert [spec.label for spec, _, _ in planned][-2:] == ["D from A", "E from A"]  # after A is trained
+    assert len(set(folders.values())) == 5
+
+
+@pytest.mark.fashion_mnist
 def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
     real_fit = runner_module.fit
     calls, interrupted_once = [], []

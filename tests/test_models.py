@@ -146,6 +146,74 @@ def test_dense_vgg_d_equals_the_fc_form_on_224_and_scores_larger_images():
     assert dense.classifier[0].weight.data_ptr() == model.classifier[0].weight.data_ptr()  # shared, not copied
 
 
+def test_dense_evaluation_averages_the_fc_forms_scores_over_every_7x7_window():
+    """On images larger than 224 px the dense form's class-score map is averaged over space (Sec. 3.2): each
+    position's scores are the FC head applied to that 7x7 window of the conv features."""
+    torch.manual_seed(0)
+    model = verydeep.create_model("vgg_a", num_classes=10, init="kaiming").eval()
+    dense = model.dense().eval()
+    for h, w in ((256, 288), (288, 352)):
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            features = model.features(x)
+            windows = [
+                model.classifier(features[..., i : i + 7, j : j + 7].flatten(1))
+                for i in range(features.shape[-2] - 6)
+                for j in range(features.shape[-1] - 6)
+            ]
+            assert len(windows) == (h // 32 - 6) * (w // 32 - 6) > 1
+            torch.testing.assert_close(dense(x), torch.stack(windows).mean(0), atol=1e-4, rtol=1e-4)
+
+
+def numbered(model: nn.Module, start: int) -> nn.Module:
+    """Every conv and FC layer's weights and bias set to its own constant, from ``start`` on, in order."""
+    with torch.no_grad():
+        for k, m in enumerate(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))):
+            m.weight.fill_(start + k)
+            m.bias.fill_(-(start + k))
+    return model
+
+
+@pytest.mark.parametrize(("config", "targets"), [("vgg_b", (0, 2, 4, 5)), ("vgg_d", (0, 2, 4, 5)),
+                                                  ("vgg_e", (0, 2, 4, 5))])  # fmt: skip
+def test_init_from_a_copies_as_first_four_convs_into_the_same_places_and_its_three_fc_layers(config, targets):
+    """VGG Sec. 3.1: A's conv1_1, conv2_1, conv3_1 and conv3_2 start the deeper net's conv1_1, conv2_1, conv3_1 and
+    conv3_2 (its 1st, 3rd, 5th and 6th convs), A's FC layers its FC layers; every other layer keeps its own."""
+    from verydeep.models.vgg import initialise_from_a
+
+    options = {"head": "small", "num_classes": 10, "in_channels": 1}
+    net_a = numbered(verydeep.create_model("vgg_a", **options), start=1)
+    deep = numbered(verydeep.create_model(config, **options), start=100)
+    copied = initialise_from_a(deep, net_a)
+    a_convs = [m for m in net_a.features if isinstance(m, nn.Conv2d)]
+    deep_convs = [m for m in deep.features if isinstance(m, nn.Conv2d)]
+    names = {m: n for n, m in deep.named_modules()}
+    sources = dict(zip(targets, a_convs[:4]))
+    for k, conv in enumerate(deep_convs):
+        source = sources.get(k)
+        expected = (
+            (source.weight, source.bias)
+            if source is not None
+            else (torch.full_like(conv.weight, 100 + k), torch.full_like(conv.bias, -100 - k))
+        )
+        assert torch.equal(conv.weight, expected[0]) and torch.equal(conv.bias, expected[1]), names[conv]
+    fc_a = [m for m in net_a.classifier if isinstance(m, nn.Linear)]
+    fc_deep = [m for m in deep.classifier if isinstance(m, nn.Linear)]
+    assert all(torch.equal(t.weight, s.weight) and torch.equal(t.bias, s.bias) for t, s in zip(fc_deep, fc_a))
+    assert copied == [names[deep_convs[k]] for k in targets] + [names[m] for m in fc_deep]
+
+
+def test_init_from_a_refuses_what_does_not_fit():
+    from verydeep.models.vgg import initialise_from_a
+
+    small = {"head": "small", "num_classes": 10, "in_channels": 1}
+    deep = verydeep.create_model("vgg_d", **small)
+    with pytest.raises(ValueError, match="from a trained configuration A, not B"):
+        initialise_from_a(deep, verydeep.create_model("vgg_b", **small))
+    with pytest.raises(ValueError, match="the head and number of classes must match"):
+        initialise_from_a(deep, verydeep.create_model("vgg_a", **{**small, "num_classes": 5}))
+
+
 def test_impossible_inputs_and_options_say_what_is_valid():
     with pytest.raises(ValueError, match="224x224"):
         verydeep.create_model("vgg_a", image_size=32)

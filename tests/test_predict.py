@@ -10,16 +10,12 @@ from torchvision.io import decode_image, write_jpeg, write_png
 
 from verydeep.cli import main
 from verydeep.data import load_data
-from verydeep.data.fashion_mnist import DEBIAN_DIR
 from verydeep.evaluate import load_trained
 from verydeep.predict import predict
 from verydeep.train import TrainConfig, fit
 
 pytestmark = [
-    pytest.mark.skipif(
-        not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-        reason=f"Fashion-MNIST is not in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
-    ),
+    pytest.mark.fashion_mnist,
     # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they are still what we use
     pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning"),
 ]

@@ -1,16 +1,18 @@
 """The run folder survives a crash at any moment."""
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from verydeep.runs import RunDir, load_checkpoint
+from verydeep.runs import RunDir, atomic_write_bytes, load_checkpoint, save_atomic
 
 WRITER = textwrap.dedent(
     """
@@ -68,3 +70,49 @@ def test_metrics_are_appended_and_truncated_on_resume(tmp_path):
 def test_resume_without_a_checkpoint_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint.pt to resume from"):
         RunDir(tmp_path).load_checkpoint()
+
+
+class Crash(Exception):
+    """Stands for the process dying at this point."""
+
+
+def test_a_crash_between_writing_and_renaming_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    atomic_write_bytes(path, b"old and complete")
+
+    def crash(src, dst):
+        raise Crash
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(Crash):  # the new bytes only ever reach ``path`` by the rename
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old and complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # the temporary file went too
+
+
+def test_the_new_file_is_on_disk_before_it_is_renamed_into_place_and_the_rename_after(tmp_path, monkeypatch):
+    """write, fsync the temporary file, rename it over the old one, fsync the folder: in that order."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst), Path(src).read_bytes(), Path(dst).read_bytes()))
+        real_replace(src, dst)
+
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"verydeep": {}, "step": 1}, path)
+    old = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_atomic({"verydeep": {}, "step": 2}, path)
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    (_, tmp), (_, src, dst, new, before), (_, folder) = events
+    assert tmp == src and Path(tmp).parent == tmp_path and tmp != str(path)
+    assert dst == str(path) and before == old  # the old checkpoint stays whole until the rename
+    assert torch.load(io.BytesIO(new), weights_only=True)["step"] == 2  # the complete new one was renamed
+    assert folder == str(tmp_path)
+    assert load_checkpoint(path)["step"] == 2

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 import verydeep
 from verydeep.cli import main
 from verydeep.runs import RunDir, load_checkpoint
-from verydeep.train import Interrupted, NonFiniteLoss, TrainConfig, fit
+from verydeep.train import Interrupted, NonFiniteLoss, TrainConfig, fit, forward_backward
+from verydeep.weights import save_weights
 
 
 def small(**changes) -> TrainConfig:
@@ -23,6 +24,7 @@ def small(**changes) -> TrainConfig:
     return TrainConfig(**settings)
 
 
+@pytest.mark.fashion_mnist
 def test_a_few_hundred_steps_lower_the_training_error(tmp_path):
     cfg = small(subset=3000, iters=240, epochs=None, log_every=40, overrides={"batch_size": 32})
     summary = fit(cfg, tmp_path, progress=False)
@@ -33,6 +35,7 @@ def test_a_few_hundred_steps_lower_the_training_error(tmp_path):
     assert summary["val_error"] < 0.4
 
 
+@pytest.mark.fashion_mnist
 def test_run_folder_holds_everything(tmp_path):
     summary = fit(small(epochs=1), tmp_path, progress=False)
     run = RunDir(tmp_path)
@@ -58,6 +61,7 @@ def interrupt_at(step_to_stop: int):
     return on_step
 
 
+@pytest.mark.fashion_mnist
 def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     cfg = small(deterministic=True, epochs=2, subset=384)  # 12 steps an epoch
     fit(cfg, tmp_path / "straight", progress=False)
@@ -73,6 +77,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     assert steps == [r["step"] for r in RunDir(tmp_path / "straight").read_metrics() if r["train_error"] is not None]
 
 
+@pytest.mark.fashion_mnist
 def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
     fit(small(epochs=1), tmp_path, progress=False)  # 16 steps: lr 0.1, then 0.01 from step 8, 0.001 from 12
     summary = fit(small(epochs=2), tmp_path, resume=True, progress=False)
@@ -83,12 +88,14 @@ def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
     assert len(json.loads((tmp_path / "config.json").read_text())["resumed"]) == 1
 
 
+@pytest.mark.fashion_mnist
 def test_resuming_a_finished_run_keeps_its_summary(tmp_path):
     first = fit(small(epochs=1), tmp_path, progress=False)
     again = fit(small(epochs=1), tmp_path, resume=True, progress=False)
     assert again["val_error"] == first["val_error"] and again["train_error"] == first["train_error"]
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.parametrize("checkpoint_every", [None, 1])
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, checkpoint_every):
     # lr 1e12 makes the loss blow up within a few steps; with a checkpoint every step, the steps between the
@@ -127,6 +134,7 @@ def test_bad_inputs_get_errors_that_name_the_problem_and_the_fix(tmp_path, capsy
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.fashion_mnist
 def test_resuming_a_run_of_another_model_is_refused(tmp_path):
     fit(small(epochs=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match="model='resnet20', not 'resnet32'"):
@@ -135,6 +143,7 @@ def test_resuming_a_run_of_another_model_is_refused(tmp_path):
         fit(small(epochs=1), tmp_path, progress=False)
 
 
+@pytest.mark.fashion_mnist
 def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_path):
     (tmp_path / ".lock").write_text(f"{socket.gethostname()} {os.getpid()}")
     with pytest.raises(ValueError, match=f"in use by process {os.getpid()}"):
@@ -146,6 +155,7 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_
     assert not (tmp_path / ".lock").exists()
 
 
+@pytest.mark.fashion_mnist
 def test_val_size_0_trains_without_val_and_refuses_the_plateau_schedule(tmp_path, capsys):
     argv = ["train", "--model", "resnet20", "--subset", "512", "--val-size", "0", "--batch-size", "32", "--epochs", "1"]
     assert main([*argv, "--log-every", "4", "--test", "--out", str(tmp_path)]) == 0
@@ -163,6 +173,7 @@ def test_val_size_0_trains_without_val_and_refuses_the_plateau_schedule(tmp_path
         fit(plateau, tmp_path / "plateau", progress=False)
 
 
+@pytest.mark.fashion_mnist
 def test_a_truncated_checkpoint_is_refused_on_resume(tmp_path):
     fit(small(epochs=1), tmp_path, progress=False)
     path = tmp_path / "checkpoint.pt"
@@ -171,6 +182,7 @@ def test_a_truncated_checkpoint_is_refused_on_resume(tmp_path):
         fit(small(epochs=2), tmp_path, resume=True, progress=False)
 
 
+@pytest.mark.fashion_mnist
 def test_config_file_and_command_line_resolve_in_order(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("model: resnet20\nsubset: 256\nval_size: 100\nbatch_size: 64\nlr: 0.05\nepochs: 1\n")
@@ -181,6 +193,7 @@ def test_config_file_and_command_line_resolve_in_order(tmp_path):
     assert saved["train"]["subset"] == 256
 
 
+@pytest.mark.fashion_mnist
 def test_gradient_accumulation_takes_one_step_per_batch(tmp_path):
     summary = fit(small(epochs=1, micro_batch=8), tmp_path, progress=False)
     assert summary["steps"] == 16
@@ -188,6 +201,58 @@ def test_gradient_accumulation_takes_one_step_per_batch(tmp_path):
         fit(small(epochs=1, micro_batch=7), tmp_path / "bad", progress=False)
 
 
+@pytest.mark.fashion_mnist
 def test_vgg_trains_with_the_small_head_on_fashion_mnist(tmp_path):
     summary = fit(small(model="vgg_a", iters=3, epochs=None, log_every=1), tmp_path, progress=False)
     assert summary["options"]["head"] == "small" and summary["options"]["image_size"] == 28
+
+
+def test_k_micro_batches_give_the_gradient_of_the_whole_batch():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 10))
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    cpu = torch.device("cpu")
+    forward_backward(net, x, y, cpu, "fp32")
+    whole = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    for xs, ys in zip(x.split(8), y.split(8)):
+        forward_backward(net, xs, ys, cpu, "fp32", accumulate=4)
+    for p, expected in zip(net.parameters(), whole):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tmp_path):
+    # no dropout and no augmentation: their random numbers are drawn per (micro-)batch, the arithmetic is not
+    cfg = TrainConfig(model="vgg_a", data="synthetic", subset=96, val_size=32, iters=3, log_every=1,
+                      model_options={"dropout": 0.0}, overrides={"batch_size": 32, "augment": False, "lr": 0.05},
+                      deterministic=True, precision="fp32")  # fmt: skip
+    whole = fit(cfg, tmp_path / "whole", progress=False)
+    micro = fit(TrainConfig(**{**cfg.to_dict(), "micro_batch": 8}), tmp_path / "micro", progress=False)
+    assert whole["steps"] == micro["steps"] == 3
+    assert micro["train_error"] == pytest.approx(whole["train_error"], abs=1 / 96)
+    expected, got = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "micro" / "model.safetensors"),
+    )
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_init_from_copies_as_layers_into_the_run(tmp_path):
+    """--init-from a run folder of A: the new run starts with A's first four convs and FC layers (VGG Sec. 3.1).
+    At lr 0 the weights it ends with are the ones it started from."""
+    torch.manual_seed(1)
+    net_a = verydeep.create_model("vgg_a", head="small", num_classes=10, in_channels=3, image_size=32)
+    (tmp_path / "a").mkdir()
+    save_weights(net_a, tmp_path / "a" / "model.safetensors")
+    cfg = TrainConfig(model="vgg_d", data="synthetic", subset=64, val_size=32, iters=1, init_from=str(tmp_path / "a"),
+                      overrides={"batch_size": 32, "lr": 0.0}, precision="fp32")  # fmt: skip
+    fit(cfg, tmp_path / "d", progress=False)
+    d = load_file(tmp_path / "d" / "model.safetensors")
+    a = net_a.state_dict()
+    # A's features 0, 3, 6, 8 (conv1_1, conv2_1, conv3_1, conv3_2) are D's features 0, 5, 10, 12
+    for a_index, d_index in ((0, 0), (3, 5), (6, 10), (8, 12)):
+        for kind in ("weight", "bias"):
+            assert torch.equal(d[f"features.{d_index}.{kind}"], a[f"features.{a_index}.{kind}"])
+    for index in (0, 3, 6):
+        assert torch.equal(d[f"classifier.{index}.weight"], a[f"classifier.{index}.weight"])

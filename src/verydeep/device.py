@@ -35,11 +35,16 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 @cache
 def cpu_flags() -> frozenset[str]:
+    """This machine's CPU feature flags (empty where /proc/cpuinfo cannot be read)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return parse_cpu_flags(Path("/proc/cpuinfo").read_text())
     except OSError:
         return frozenset()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of the first CPU listed in the text of /proc/cpuinfo."""
+    line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
     return frozenset(line.partition(":")[2].split())
 
 
