@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
+# Mutation testing of the code that decides results (not part of `make test`: it takes long). One module:
+# `make mutants MODULES=src/verydeep/schedules.py`; several: MODULES="a.py b.py"; default: every module of
+# [tool.verydeep.mutants] in pyproject.toml. Ends with each mutant that survived, with its diff.
+MODULES ?=
+JOBS    ?= 2
+mutants: $(STAMP)
+	$(PY) tools/mutants.py --max-children $(JOBS) $(MODULES)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache mutants
