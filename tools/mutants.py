@@ -10,9 +10,10 @@ modules), and ends with every mutant that was not killed: its name, status, file
 
 Per module it:
   * points mutmut's config at that module and its tests (`only_mutate`, `pytest_add_cli_args_test_selection`);
-  * keeps that module's stats (which test covers which function, and how long each takes) in
-    mutants/stats/<module>.json, so that a rerun of the same module is incremental: only functions whose
-    source changed, or whose tests changed, are tested again;
+  * keeps that module's stats (which test covers which function, and how long each takes) and its mutated
+    copy in mutants/stats/, so that a rerun of the module is incremental: only the mutants of functions whose
+    source changed, new tests, and mutants a stopped run left unchecked are run (a module's test list changed
+    in pyproject.toml: all of its mutants again);
   * runs each mutant's covering tests fastest first, so that a killed mutant rarely waits for a slow test.
 
 mutmut copies src/ and tests/ into mutants/ and runs pytest there with mutants/src first on sys.path and the
@@ -30,8 +31,12 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut depends on toml there
+    import toml as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = Path("mutants")
@@ -47,6 +52,19 @@ def tests_by_module() -> dict[str, list[str]]:
 
 def stats_file(module: str) -> Path:
     return MUTANTS / "stats" / (module.replace("/", "__") + ".json")
+
+
+def mutated_file(module: str) -> Path:
+    """Where the module's mutated copy is kept while other modules run (each run puts plain copies of the
+    modules it does not mutate into mutants/src)."""
+    return MUTANTS / "stats" / (module.replace("/", "__") + ".mutated")
+
+
+def mutated_source(module: str) -> str | None:
+    for path in (MUTANTS / module, mutated_file(module)):
+        if path.exists() and GENERATED_MARKER in (text := path.read_text()):
+            return text
+    return None
 
 
 # --- one module, in a process of its own --------------------------------------------------------------------------
@@ -96,24 +114,41 @@ def quiet_progress(every_s: float = 30.0) -> None:
 
 def prepare(module: str) -> None:
     """Give mutmut the state it needs for `module`, as the last run of that same module left it."""
+    keep_state()  # what an interrupted run left in place, for the module it belongs to
     copy = MUTANTS / module
     if copy.exists() and GENERATED_MARKER not in copy.read_text():
-        # A run over another module left a plain copy here, newer than the source, which mutmut would take
-        # for this module's mutants; without it mutmut mutates the module again (and keeps the verdicts
-        # of the functions whose source has not changed, from the .meta file).
+        # A run over another module left a plain copy here, newer than the source, which mutmut would take for
+        # this module's mutants. Put back the mutated copy of this module's last run (with its time, so that
+        # mutmut mutates the module again if the source changed since), or else let mutmut mutate it anew:
+        # either way the verdicts of the functions whose source has not changed are kept, from the .meta file.
         copy.unlink()
-    keep_stats()  # what an interrupted run left in place, for the module it belongs to
+        if mutated_file(module).exists():
+            shutil.copy2(mutated_file(module), copy)
     if stats_file(module).exists():
         shutil.copy2(stats_file(module), STATS)
     ACTIVE.write_text(module)
 
 
-def keep_stats() -> None:
-    """Move mutmut's stats back to the file of the module they belong to."""
-    if STATS.exists() and ACTIVE.exists():
-        shutil.move(STATS, stats_file(ACTIVE.read_text()))
+def keep_state() -> None:
+    """Move mutmut's stats back to the file of the module they belong to, and keep its mutated copy."""
+    if ACTIVE.exists():
+        module = ACTIVE.read_text()
+        if STATS.exists():
+            shutil.move(STATS, stats_file(module))
+        copy = MUTANTS / module
+        if copy.exists() and GENERATED_MARKER in copy.read_text():
+            shutil.copy2(copy, mutated_file(module))
     STATS.unlink(missing_ok=True)
     ACTIVE.unlink(missing_ok=True)
+
+
+def restore_mutated(modules: list[str]) -> None:
+    """Put every module's kept mutated copy back into mutants/src, so that plain `mutmut show NAME`, `mutmut
+    results` and `mutmut browse` find each module's mutants, not only those of the module that ran last."""
+    for module in modules:
+        copy = MUTANTS / module
+        if mutated_file(module).exists() and copy.exists() and GENERATED_MARKER not in copy.read_text():
+            shutil.copy2(mutated_file(module), copy)
 
 
 # --- the report ---------------------------------------------------------------------------------------------------
@@ -145,39 +180,51 @@ def mutant_line(module: str, mutant: str, diff: str) -> int | None:
 
 
 def report(modules: list[str]) -> int:
-    """Print each module's counts, then every mutant that was not killed with its diff; return how many."""
+    """Print each module's counts, then every mutant that was tested and not killed, with its diff; return how
+    many. A mutant "not checked" (the run was stopped first) is counted, not listed: run the module again."""
+    from collections import Counter
+
     from mutmut.mutation.data import SourceFileMutationData
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
     not_killed = []
-    print("\nmutants per module (killed / survived / other: no tests, timeout, suspicious, not checked)")
-    totals = {"total": 0, "killed": 0, "survived": 0, "other": 0}
+    totals: Counter[str] = Counter()
+    print("\nmutants per module")
     for module in modules:
         data = SourceFileMutationData(path=module)
         data.load()
-        counts = {"total": 0, "killed": 0, "survived": 0, "other": 0}
+        counts: Counter[str] = Counter()
         for name, exit_code in sorted(data.exit_code_by_key.items()):
             status = status_by_exit_code[exit_code]
-            counts["total"] += 1
-            if status in ("killed", "caught by type check"):
-                counts["killed"] += 1
-                continue
-            counts["survived" if status == "survived" else "other"] += 1
-            not_killed.append((module, name, status))
-        for key in totals:
-            totals[key] += counts[key]
-        print(f"  {module}: {counts['total']} mutants, {counts['killed']} killed, {counts['survived']} survived"
-              + (f", {counts['other']} other" if counts["other"] else ""))
-    print(f"  all: {totals['total']} mutants, {totals['killed']} killed, {totals['survived']} survived, "
-          f"{totals['other']} other")
+            status = "killed" if status == "caught by type check" else status
+            counts[status] += 1
+            if status not in ("killed", "not checked"):
+                not_killed.append((module, name, status))
+        totals.update(counts)
+        others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("killed", "survived"))
+        print(
+            f"  {module}: {counts.total()} mutants, {counts['killed']} killed, {counts['survived']} survived"
+            + (f", {others}" if others else "")
+        )
+    if len(modules) > 1:
+        others = ", ".join(f"{n} {s}" for s, n in sorted(totals.items()) if s not in ("killed", "survived"))
+        print(
+            f"  all: {totals.total()} mutants, {totals['killed']} killed, {totals['survived']} survived"
+            + (f", {others}" if others else "")
+        )
 
     if not_killed:
-        print(f"\n{len(not_killed)} mutants were not killed: each needs a test that tells it apart, or a comment "
-              "saying why it is equivalent (`mutmut show NAME` shows one again)\n")
+        print(
+            f"\n{len(not_killed)} mutants were not killed: each needs a test that tells it apart, or a comment "
+            "saying why it is equivalent (`mutmut show NAME` shows one again)\n"
+        )
     for module, name, status in not_killed:
-        diff = get_diff_for_mutant(name, path=module)
-        line = mutant_line(module, name, diff)
+        try:
+            diff = get_diff_for_mutant(name, source=mutated_source(module), path=module)
+            line = mutant_line(module, name, diff)
+        except FileNotFoundError:  # mutants/ lost the mutated copy, or the source has changed since
+            diff, line = f"(no diff: run `make mutants MODULES={module}` again)", None
         print(f"=== {name}: {status}  ({module}:{line})")
         print(diff)
         print()
@@ -204,8 +251,11 @@ def main() -> int:
     modules = [str(Path(m)) for m in args.modules] or list(table)
     unknown = [m for m in modules if m not in table]
     if unknown:
-        print(f"no tests are named for {', '.join(unknown)} in [tool.verydeep.mutants] of pyproject.toml; "
-              f"known: {', '.join(table)}", file=sys.stderr)
+        print(
+            f"no tests are named for {', '.join(unknown)} in [tool.verydeep.mutants] of pyproject.toml; "
+            f"known: {', '.join(table)}",
+            file=sys.stderr,
+        )
         return 2
 
     failed = []
@@ -216,14 +266,16 @@ def main() -> int:
             prepare(module)
             start = time.monotonic()
             try:
-                rc = subprocess.call([sys.executable, __file__, "--one", module,
-                                      "--max-children", str(args.max_children)])
+                rc = subprocess.call(
+                    [sys.executable, __file__, "--one", module, "--max-children", str(args.max_children)]
+                )
             finally:
-                keep_stats()
+                keep_state()
             print(f"##### {module}: mutmut exited {rc} after {time.monotonic() - start:.0f} s", flush=True)
             if rc != 0:
                 failed.append(module)
 
+    restore_mutated(list(table))
     report(modules)
     if failed:
         print(f"\nmutmut failed on {', '.join(failed)}: see its output above", file=sys.stderr)
