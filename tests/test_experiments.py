@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("reproductions")
     done: dict[str, dict] = {}
 
-    def reproduce_once(name: str) -> tuple[dict, object]:
+    def reproduce_once(name: str) -> tuple[dict, Path]:
         if name not in done:
             done[name] = reproduce(
                 get_experiment(name), preset="smoke", out=root / name, runs_root=root / "runs", jobs=1,

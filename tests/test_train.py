@@ -230,10 +230,7 @@ def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tm
     micro = fit(TrainConfig(**{**cfg.to_dict(), "micro_batch": 8}), tmp_path / "micro", progress=False)
     assert whole["steps"] == micro["steps"] == 3
     assert micro["train_error"] == pytest.approx(whole["train_error"], abs=1 / 96)
-    expected, got = (
-        load_file(tmp_path / "whole" / "model.safetensors"),
-        load_file(tmp_path / "micro" / "model.safetensors"),
-    )
+    expected, got = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "micro"))
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
