@@ -62,6 +62,45 @@ def test_autocast_runs_bf16_only_when_asked():
         assert layer(torch.randn(2, 4)).dtype == torch.float32
 
 
+
+@pytest.mark.bf16
+def test_a_bf16_step_computes_in_bf16_and_keeps_float32_weights_and_gradients():
+    """Autocast, not a model cast: the convolutions run in bf16, the weights and their gradients stay float32, and
+    the loss and gradients agree with float32's to bf16's precision (8 bits of mantissa)."""
+    from verydeep import create_model
+    from verydeep.train import forward_backward
+
+    torch.manual_seed(0)
+    net = create_model("resnet20", num_classes=10, in_channels=3).train()
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        net.zero_grad()
+        loss, logits = forward_backward(net, x, y, CPU, precision)
+        results[precision] = loss, logits, torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert results["bf16"][1].dtype == torch.bfloat16 and results["fp32"][1].dtype == torch.float32
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
+    assert results["bf16"][0].item() == pytest.approx(results["fp32"][0].item(), rel=0.02)
+    cosine = torch.nn.functional.cosine_similarity(results["bf16"][2], results["fp32"][2], dim=0)
+    assert cosine > 0.99
+
+
+@pytest.mark.bf16
+def test_a_bf16_run_records_its_precision_and_saves_float32_weights(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from verydeep.train import TrainConfig, fit
+
+    cfg = TrainConfig(model="resnet20", data="synthetic", subset=64, val_size=32, iters=2, log_every=1,
+                      overrides={"batch_size": 32}, precision="bf16")  # fmt: skip
+    summary = fit(cfg, tmp_path, progress=False)
+    assert summary["precision"] == "bf16"
+    assert json.loads((tmp_path / "config.json").read_text())["run"]["precision"] == "bf16"
+    weights = load_file(tmp_path / "model.safetensors").values()
+    assert {t.dtype for t in weights if t.is_floating_point()} == {torch.float32}
+
 SYNC_BN_WORKER = """
 import sys, torch, torch.distributed as dist
 from verydeep.device import CPUSyncBatchNorm

@@ -116,3 +116,18 @@ def test_the_new_file_is_on_disk_before_it_is_renamed_into_place_and_the_rename_
     assert torch.load(io.BytesIO(new), weights_only=True)["step"] == 2  # the complete new one was renamed
     assert folder == str(tmp_path)
     assert load_checkpoint(path)["step"] == 2
+
+
+def test_a_run_refused_at_its_set_up_leaves_no_empty_folder(tmp_path):
+    """The lock creates the folder; a run that stops before writing anything (bad data, say) takes it away again,
+    while a folder that existed before, or holds anything, stays."""
+    with pytest.raises(ValueError), RunDir(tmp_path / "new").lock():
+        raise ValueError("unknown data set")
+    assert not (tmp_path / "new").exists()
+    with RunDir(tmp_path / "kept").lock():
+        (tmp_path / "kept" / "metrics.csv").write_text("step\n")
+    assert (tmp_path / "kept" / "metrics.csv").exists() and not (tmp_path / "kept" / ".lock").exists()
+    (tmp_path / "mine").mkdir()
+    with RunDir(tmp_path / "mine").lock():
+        pass
+    assert (tmp_path / "mine").is_dir()

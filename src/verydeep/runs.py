@@ -52,7 +52,9 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self):
         """Hold the folder for one training process: a second one (a rerun while the first still trains) is
-        refused instead of racing it on checkpoint.pt and metrics.csv. A lock whose process is gone is taken over."""
+        refused instead of racing it on checkpoint.pt and metrics.csv. A lock whose process is gone is taken over.
+        A folder the lock created is removed again if nothing was written into it (a run refused at its set-up)."""
+        created = not self.path.exists()
         self.create()
         path = self.path / ".lock"
         me = f"{socket.gethostname()} {os.getpid()}"
@@ -75,6 +77,8 @@ class RunDir:
             yield
         finally:
             path.unlink(missing_ok=True)
+            if created and not any(self.path.iterdir()):
+                self.path.rmdir()
 
     def write_json(self, path: Path, data: dict) -> None:
         atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
