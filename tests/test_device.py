@@ -62,7 +62,6 @@ def test_autocast_runs_bf16_only_when_asked():
         assert layer(torch.randn(2, 4)).dtype == torch.float32
 
 
-
 @pytest.mark.bf16
 def test_a_bf16_step_computes_in_bf16_and_keeps_float32_weights_and_gradients():
     """Autocast, not a model cast: the convolutions run in bf16, the weights and their gradients stay float32, and
@@ -100,6 +99,7 @@ def test_a_bf16_run_records_its_precision_and_saves_float32_weights(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["run"]["precision"] == "bf16"
     weights = load_file(tmp_path / "model.safetensors").values()
     assert {t.dtype for t in weights if t.is_floating_point()} == {torch.float32}
+
 
 SYNC_BN_WORKER = """
 import sys, torch, torch.distributed as dist
