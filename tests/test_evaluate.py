@@ -11,18 +11,10 @@ from verydeep import create_model
 from verydeep.cli import main
 from verydeep.data import load_data, synthetic
 from verydeep.data.memory import TensorData, TensorImages
-from verydeep.evaluate import (
-    PROTOCOLS,
-    Preprocessing,
-    average_scores,
-    evaluate,
-    evaluate_protocol,
-    load_eval_data,
-    load_trained,
-    make_views,
-    network_for,
-)
+from verydeep.evaluate import PROTOCOLS, average_scores, evaluate_protocol, make_views, network_for
+from verydeep.metrics import evaluate
 from verydeep.train import TrainConfig, fit
+from verydeep.trained import Preprocessing, load_eval_data, load_trained
 from verydeep.weights import save_weights
 
 

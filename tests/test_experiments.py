@@ -131,3 +131,31 @@ def test_the_report_gives_the_shortest_command_that_reproduces_it():
     assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]
     long = runner_module.reproduce_command(experiment, "quick", "cifar10", 3, {"depths": (20, 110)})
     assert long[5:] == ["--data", "cifar10", "--seed", "3", "--depths", "20,110"]
+
+
+def test_a_run_is_keyed_by_what_decides_it_so_vgg16_and_vgg_d_share_one():
+    from verydeep.experiments.base import run_key
+    from verydeep.train import TrainConfig
+
+    base = TrainConfig(model="vgg_d", subset=128, epochs=1, overrides={"lr": 0.05, "milestones": (0.5,)})
+    same = TrainConfig(model="vgg16", subset=128, epochs=1, overrides={"lr": "0.05", "milestones": [0.5]})
+    assert run_key(same) == run_key(base) and run_key(base).startswith("vgg_d-")
+    for different in ({"seed": 1}, {"epochs": 2}, {"iters": 10}, {"overrides": {"lr": 0.01}}, {"model": "vgg_e"}):
+        assert run_key(TrainConfig(**{**base.to_dict(), **different})) != run_key(base), different
+
+
+def test_drawing_a_figure_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    import importlib
+
+    import matplotlib
+
+    from verydeep.experiments import plots
+
+    previous = dict.__getitem__(matplotlib.rcParams, "backend")  # read raw: the usual way would resolve it
+    matplotlib.use("svg")  # the caller's choice, which importing and drawing must keep
+    try:
+        importlib.reload(plots)
+        path = plots.bars(["A", "B"], [1.0, 2.0], tmp_path / "bars.png", "error (%)")
+        assert path.read_bytes().startswith(b"\x89PNG") and matplotlib.get_backend() == "svg"
+    finally:
+        dict.__setitem__(matplotlib.rcParams, "backend", previous)

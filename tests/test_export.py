@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 from verydeep import create_model, load_model
 from verydeep.cli import main
-from verydeep.evaluate import load_trained
 from verydeep.export import input_shape
 from verydeep.runs import RunDir
+from verydeep.trained import load_trained
 from verydeep.weights import read_metadata, save_weights
 
 

@@ -10,9 +10,9 @@ from torchvision.io import decode_image, write_jpeg, write_png
 
 from verydeep.cli import main
 from verydeep.data import load_data
-from verydeep.evaluate import load_trained
 from verydeep.predict import predict
 from verydeep.train import TrainConfig, fit
+from verydeep.trained import load_trained
 
 pytestmark = [
     pytest.mark.fashion_mnist,

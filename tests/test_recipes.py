@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from verydeep.recipes import RECIPES, default_recipe, get_recipe, override
+from verydeep.recipes import RECIPES, get_recipe, override
+from verydeep.registry import get_entry
 from verydeep.schedules import cosine_lr, make_schedule, plateau_drops, step_lr
 
 
@@ -48,7 +49,10 @@ def test_recipes_are_frozen_and_overrides_are_checked():
 
 
 def test_each_model_gets_its_papers_recipe():
-    assert default_recipe("vgg_d") == "vgg"
+    def default_recipe(name: str) -> str:
+        return get_entry(name).recipe
+
+    assert default_recipe("vgg_d") == "vgg" and default_recipe("vgg16") == "vgg"
     assert default_recipe("resnet50") == "resnet_imagenet" and default_recipe("plain34") == "resnet_imagenet"
     assert default_recipe("resnet56") == "resnet_cifar" and default_recipe("plain20") == "resnet_cifar"
     assert set(RECIPES) == {"resnet_cifar", "resnet_imagenet", "vgg"}

@@ -253,3 +253,14 @@ def test_init_from_copies_as_layers_into_the_run(tmp_path):
             assert torch.equal(d[f"features.{d_index}.{kind}"], a[f"features.{a_index}.{kind}"])
     for index in (0, 3, 6):
         assert torch.equal(d[f"classifier.{index}.weight"], a[f"classifier.{index}.weight"])
+
+
+def test_a_deterministic_run_gives_the_caller_its_process_settings_back(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    threads = torch.get_num_threads()
+    cfg = TrainConfig(model="resnet20", data="synthetic", subset=64, val_size=32, iters=1, deterministic=True,
+                      overrides={"batch_size": 32}, precision="fp32")  # fmt: skip
+    fit(cfg, tmp_path, progress=False)
+    assert torch.backends.cudnn.benchmark is True and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads

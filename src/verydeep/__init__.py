@@ -6,11 +6,24 @@ from pathlib import Path
 
 from torch import nn
 
-from . import models  # noqa: F401  (registers the model names)
-from .registry import create_model, list_models
+from . import models, registry  # noqa: F401  (models registers the model names)
+from .registry import list_models
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["create_model", "list_models", "load_model", "__version__"]
+
+
+def create_model(name: str, weights: str | Path | None = None, **options) -> nn.Module:
+    """Build a registered network; with ``weights``, load a verydeep safetensors or torchvision file into it.
+
+    A safetensors file written by verydeep records the options its network was built with; they are used
+    unless given here.
+    """
+    if weights is None:
+        return registry.create_model(name, **options)
+    from .weights import load_weights
+
+    return load_weights(weights, registry.get_entry(name).name, options)
 
 
 def load_model(path: str | Path, **options) -> nn.Module:

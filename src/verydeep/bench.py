@@ -27,12 +27,11 @@ from torchvision import transforms as T
 from torchvision.transforms.v2.functional import to_pil_image
 
 from .data import load_data
+from .data.augment import PADDING
 from .device import autocast, pick_device, resolve_precision, set_threads
-from .recipes import default_recipe, get_recipe
+from .recipes import get_recipe
 from .registry import create_model, get_entry, options_for_data
 from .train import forward_backward
-
-TORCHVISION_NAMES = {"vgg_a": "vgg11", "vgg_b": "vgg13", "vgg_d": "vgg16", "vgg_e": "vgg19"}
 
 
 @dataclass
@@ -140,7 +139,7 @@ def bench(
         set_threads()
     precision = resolve_precision(precision, dev)
     name = get_entry(model).name
-    recipe = get_recipe(default_recipe(name))
+    recipe = get_recipe(get_entry(name).recipe)
     if image_size is None and data == "synthetic":
         image_size = 224 if recipe.name != "resnet_cifar" else 32
     dataset = load_data(data, image_size=image_size, mean=recipe.mean)
@@ -225,9 +224,9 @@ def bench(
 
 def baseline_model(name: str, options: dict, device: torch.device) -> tuple[nn.Module, str]:
     """torchvision's network where it has this one (float32, contiguous), else ours, built the same way."""
-    tv_name = TORCHVISION_NAMES.get(name, name)
+    tv_name = get_entry(name).torchvision
     fits = options["in_channels"] == 3 and options.get("head", "imagenet") == "imagenet"
-    if fits and hasattr(torchvision.models, tv_name):
+    if fits and tv_name is not None:
         torch.manual_seed(0)
         return getattr(torchvision.models, tv_name)(num_classes=options["num_classes"]).to(
             device
@@ -242,7 +241,7 @@ def baseline_loader(dataset, batch_size: int, workers: int, epoch: int, pin: boo
     mean = dataset.mean.mean((1, 2)).tolist()
     transform = T.Compose(
         [
-            T.RandomCrop(dataset.image_size, padding=4),
+            T.RandomCrop(dataset.image_size, padding=PADDING),
             T.RandomHorizontalFlip(),
             T.ToTensor(),
             T.Normalize(mean, [1.0] * len(mean)),

@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from .version import __version__
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .registry import _ALIASES, get_entry, list_models
+    from .registry import entries
 
-    reverse = {}
-    for alias, name in _ALIASES.items():
-        reverse.setdefault(name, []).append(alias)
-    for name in list_models():
-        aka = f" (alias {', '.join(reverse[name])})" if name in reverse else ""
-        print(f"{name + aka:<26} {get_entry(name).description}")
+    for entry in entries():
+        aka = f" (alias {', '.join(entry.aliases)})" if entry.aliases else ""
+        print(f"{entry.name + aka:<26} {entry.description}")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import summary
-    from .registry import create_model
+    from .weights import load_weights
 
     if args.paper:
         print(summary.format_paper_table(summary.paper_rows()))
@@ -36,7 +33,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     model = (
         summary.meta_model(args.model, **options)
         if args.weights is None
-        else create_model(args.model, weights=args.weights, **options)
+        else load_weights(args.weights, args.model, options)
     )
     print(summary.format_layer_table(args.model, model, args.image_size))
     return 0
@@ -313,11 +310,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .device import pick_device, resolve_precision
-    from .evaluate import eval_path, evaluate_protocol, format_result, load_eval_data, load_trained, parse_scales
+    from .evaluate import eval_path, evaluate_protocol, format_result, parse_scales
     from .runs import RunDir
+    from .trained import load_eval_data, load_trained
 
     trained = load_trained(args.run, args.weights, args.model)
-    if trained.weights.name == "checkpoint.pt" and args.weights is None:
+    if trained.run is not None and trained.weights == RunDir(trained.run).checkpoint and args.weights is None:
         print(
             f"verydeep eval: {trained.run} has no model.safetensors yet; evaluating its last checkpoint",
             file=sys.stderr,
@@ -353,8 +351,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
     from .device import pick_device
-    from .evaluate import load_trained
     from .predict import format_prediction, predict, preprocessing_of
+    from .trained import load_trained
 
     trained = load_trained(args.run, args.weights, args.model)
     device = pick_device(args.device)
@@ -382,8 +380,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .evaluate import load_trained
     from .export import export, input_shape
+    from .trained import load_trained
 
     trained = load_trained(args.run, args.weights, args.model)
     shape = input_shape(trained, args.image_size)

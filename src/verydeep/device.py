@@ -96,6 +96,28 @@ def set_threads(world_size: int = 1) -> int:
     return threads
 
 
+@contextlib.contextmanager
+def process_settings(deterministic: bool):
+    """While a run trains: deterministic algorithms if asked for; afterwards the caller's own threads,
+    determinism, cuDNN autotuning and cuBLAS workspace setting, whatever the run changed."""
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    saved = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    try:
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses determinism without it
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+        torch.backends.cudnn.benchmark = saved[2]
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
+
+
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in a torchrun job (rank 0 of 1 when run directly)."""

@@ -28,7 +28,7 @@ colour (VGG's mean, Sec. 2.1), rather than a mean image stretched to a layout it
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -39,136 +39,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from .data.augment import PADDING, PAPER_CROP, resize_side
 from .data.base import Data
-from .device import Distributed, autocast
+from .device import autocast
+from .metrics import Tally
+from .models.layers import input_channels, output_classes
+from .trained import Preprocessing
 
 Protocol = Literal["center", "tencrop", "dense", "multicrop", "multiscale"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
-PAPER_CROP = 224  # both papers' network input
 VGG_SCALES = (256, 384, 512)  # test scales Q of VGG Tables 4 and 5 (dense and multi-crop)
 RESNET_SCALES = (224, 256, 384, 480, 640)  # shorter sides of ResNet Sec. 3.4's multi-scale testing
 GRID = 5  # multi-crop: "a 5x5 regular grid with 2 flips" per scale (VGG Sec. 4.3 footnote)
-PADDING = 4  # ResNet Sec. 4.2: "4 pixels are padded on each side" of the 32 px training images
 SCALED = ("dense", "multicrop", "multiscale")
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    device: torch.device,
-    precision: str = "fp32",
-    dist: Distributed | None = None,
-) -> dict[str, float]:
-    """Mean loss and top-1 / top-5 error (fractions) of ``model`` over ``batches``, summed over all ranks."""
-    was_training = model.training
-    model.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 wrong, top-5 wrong, count
-    for x, y in batches:
-        with autocast(device, precision):
-            logits = model(x)
-        totals += summarise(logits.float(), y)
-    if dist is not None:
-        dist.all_reduce_sum(totals)
-    model.train(was_training)
-    loss, wrong1, wrong5, count = totals.tolist()
-    if count == 0:
-        raise ValueError("nothing to evaluate: the split is empty")
-    return {"loss": loss / count, "error": wrong1 / count, "top5_error": wrong5 / count, "images": int(count)}
-
-
-def summarise(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(summed loss, top-1 mistakes, top-5 mistakes, count) of one batch, without leaving the device."""
-    k = min(5, logits.shape[1])
-    top = logits.topk(k, dim=1).indices
-    hit5 = (top == y[:, None]).any(1)
-    return torch.stack(
-        [
-            F.cross_entropy(logits, y, reduction="sum").double(),
-            (top[:, 0] != y).sum().double(),
-            (~hit5).sum().double(),
-            torch.tensor(float(len(y)), dtype=torch.float64, device=logits.device),
-        ]
-    )
-
-
-# Preprocessing ------------------------------------------------------------------------------------------------
-
-
-def resize_side(crop: int) -> int:
-    """The shorter side an image is rescaled to before its centre crop or ten crops: 256 for the papers' 224
-    (AlexNet's and ResNet's 10-crop testing); the image folders' evaluation transform uses the same ratio."""
-    return round(crop * 256 / PAPER_CROP)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How uint8 images become a model's input: what its training did, so that a new image looks the same.
-
-    image_size: the side of the training crops. mean: the training set's, (C, S, S) per pixel or (C, 1, 1) per
-    channel, in [0, 1] units. resize: the shorter side a new image is rescaled to before its centre crop.
-    std: torchvision's ImageNet weights divide by it; the papers (and so our runs) only subtract the mean.
-    """
-
-    image_size: int
-    mean: torch.Tensor
-    classes: tuple[str, ...]
-    resize: int
-    std: torch.Tensor | None = None
-
-    @property
-    def in_channels(self) -> int:
-        return self.mean.shape[0]
-
-    @classmethod
-    def from_data(cls, data: Data) -> Preprocessing:
-        resize = data.image_size if data.in_memory else resize_side(data.image_size)
-        return cls(data.image_size, data.mean, tuple(data.classes), resize)
-
-    @classmethod
-    def from_run(cls, config: dict) -> Preprocessing:
-        """From a run's config.json, which records the mean, the image size and the classes it trained on."""
-        from .data import DATASETS
-
-        data = config["data"]
-        size = data["image_size"]
-        # Fashion-MNIST, CIFAR and synthetic images are stored at the training size and trained on whole
-        resize = size if data["name"] in DATASETS else resize_side(size)
-        return cls(size, torch.tensor(config["mean"], dtype=torch.float32), tuple(data["classes"]), resize)
-
-    @classmethod
-    def torchvision_imagenet(cls, num_classes: int) -> Preprocessing:
-        """torchvision's ImageNet preprocessing and class names, for its pretrained weights.
-
-        Every torchvision ImageNet classifier shares the classes and the IMAGENET1K_V1 transform: resize to
-        256, centre crop 224, normalise by ImageNet's mean and std. Read from torchvision, no download.
-        """
-        from torchvision.models import ResNet50_Weights
-
-        weights = ResNet50_Weights.IMAGENET1K_V1
-        transform = weights.transforms()
-        categories = tuple(weights.meta["categories"])
-        classes = categories if num_classes == len(categories) else tuple(f"class {i}" for i in range(num_classes))
-        return cls(
-            image_size=transform.crop_size[0],
-            mean=torch.tensor(transform.mean)[:, None, None],
-            classes=classes,
-            resize=transform.resize_size[0],
-            std=torch.tensor(transform.std)[:, None, None],
-        )
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (..., C, h, w) -> float32 (images / 255 - mean) [/ std], the training batches' arithmetic."""
-        mean = self.mean.to(images.device)
-        if mean.shape[-2:] != images.shape[-2:]:
-            mean = mean.mean((-2, -1), keepdim=True)  # not a training-size view: the mean colour (module doc)
-        x = images.to(torch.float32).div_(255).sub_(mean)
-        return x if self.std is None else x.div_(self.std.to(images.device))
-
-    def prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """A new uint8 image (C, H, W) at any size -> (C, S, S): shorter side to ``resize``, centre crop."""
-        resized = v2.functional.resize(image, [self.resize], antialias=True)
-        return v2.functional.center_crop(resized, [self.image_size])
 
 
 # Views --------------------------------------------------------------------------------------------------------
@@ -352,31 +235,30 @@ def evaluate_protocol(
     was_training = model.training
     model.eval()
     net.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 wrong, top-5 wrong, count
+    tally = Tally(device)
     bar = _progress(data.sizes[split], progress)
     try:
         for groups, y in view_batches(data, split, views, batch_pixels, device, workers):
             probs = average_scores(net, groups, prep, batch_pixels, device, precision)
             log_probs = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
-            totals += summarise(log_probs, y.to(device))
+            tally.add(log_probs, y.to(device))
             if bar is not None:
                 bar.update(len(y))
     finally:
         model.train(was_training)
         if bar is not None:
             bar.close()
-    loss, wrong1, wrong5, count = totals.tolist()
-    if count == 0:  # the split is not empty (checked above): --skip-bad skipped every image of it
-        raise ValueError(f"nothing to evaluate: every image of the {split} split was unreadable and skipped")
+    # the split is not empty (checked above): nothing counted means --skip-bad skipped every image of it
+    counted = tally.result(f"nothing to evaluate: every image of the {split} split was unreadable and skipped")
     return {
         "split": split,
         "protocol": protocol,
         "scales": list(views.scales) or None,
         "views_per_image": views.per_image,
-        "images": int(count),
-        "loss": loss / count,
-        "error": wrong1 / count,
-        "top5_error": wrong5 / count,
+        "images": counted["images"],
+        "loss": counted["loss"],
+        "error": counted["error"],
+        "top5_error": counted["top5_error"],
     }
 
 
@@ -420,19 +302,17 @@ class _Collate:
 
 def check_fits(model: nn.Module, data: Data, prep: Preprocessing) -> None:
     """Refuse data the model cannot take, naming both sides."""
-    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first_conv is not None and first_conv.in_channels != data.in_channels:
-        raise ValueError(
-            f"the model takes {first_conv.in_channels}-channel images, {data.name}'s are {data.in_channels}-channel"
-        )
+    channels = input_channels(model)
+    if channels is not None and channels != data.in_channels:
+        raise ValueError(f"the model takes {channels}-channel images, {data.name}'s are {data.in_channels}-channel")
     if prep.in_channels != data.in_channels:
         raise ValueError(
             f"the model was trained on {prep.in_channels}-channel images, {data.name}'s are {data.in_channels}-channel"
         )
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if linears and linears[-1].out_features != data.num_classes:
+    classes = output_classes(model)
+    if classes is not None and classes != data.num_classes:
         raise ValueError(
-            f"the model has {linears[-1].out_features} outputs but {data.name} has {data.num_classes} classes: "
+            f"the model has {classes} outputs but {data.name} has {data.num_classes} classes: "
             f"evaluate it on the data set it was trained for"
         )
     if data.in_memory and data.image_size != prep.image_size:
@@ -471,90 +351,6 @@ def format_result(result: dict, model: str, data: str) -> str:
         f"{result['images']:,} images): top-1 error {100 * result['error']:.2f}%, "
         f"top-5 error {100 * result['top5_error']:.2f}%"
     )
-
-
-# Trained models and their data -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Trained:
-    """A trained network with what is needed to feed it: ``preprocessing`` is None for verydeep weights found
-    outside their run folder, whose mean and classes then come from the data."""
-
-    model: nn.Module
-    weights: Path
-    preprocessing: Preprocessing | None
-    run: Path | None = None
-    config: dict | None = None
-
-    @property
-    def name(self) -> str:
-        return getattr(self.model, "verydeep_name", type(self.model).__name__)
-
-
-def load_trained(run: str | Path | None = None, weights: str | Path | None = None, model: str | None = None) -> Trained:
-    """A run folder's network (model.safetensors, else its last checkpoint.pt), or a weights file: verydeep's
-    (the run folder beside it supplies the preprocessing) or torchvision's (ImageNet preprocessing)."""
-    from .runs import RunDir
-    from .weights import load_weights
-
-    if (run is None) == (weights is None):
-        raise ValueError("give a run folder (--run DIR) or a weights file (--model NAME --weights FILE), one of them")
-    if run is None and RunDir(Path(weights).parent).config.exists():
-        run = Path(weights).parent  # a run's own model.safetensors or checkpoint.pt: its config.json describes it
-    if run is not None:
-        folder = RunDir(run)
-        config = folder.read_config()
-        path = Path(weights) if weights is not None else folder.weights
-        if weights is None and not path.exists():
-            path = folder.checkpoint  # training not finished: its last checkpoint
-        if not path.exists():
-            raise FileNotFoundError(f"{folder.path} has no model.safetensors or checkpoint.pt: no weights saved yet")
-        return Trained(load_weights(path, model), path, Preprocessing.from_run(config), folder.path, config)
-    path = Path(weights)
-    network = load_weights(path, model)
-    if path.suffix == ".safetensors" or _is_checkpoint(path):
-        return Trained(network, path, None)
-    num_classes = [m for m in network.modules() if isinstance(m, nn.Linear)][-1].out_features
-    return Trained(network, path, Preprocessing.torchvision_imagenet(num_classes))
-
-
-def _is_checkpoint(path: Path) -> bool:
-    """A verydeep run checkpoint (rather than a torchvision state dict)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return False
-    return isinstance(obj, dict) and "verydeep" in obj
-
-
-def load_eval_data(
-    trained: Trained, data: str | None = None, data_dir: str | None = None, workers: int | None = None
-) -> Data:
-    """The data a trained model is evaluated on: ``data`` if given, else its run's, split as the run split it
-    (same val_size, subset and mean), so that 'val' is the run's val."""
-    from .data import NATIVE_SIZE, load_data
-    from .recipes import default_recipe, get_recipe
-
-    config = trained.config
-    if config is None:
-        if data is None:
-            raise ValueError(f"give --data: {trained.weights} does not say which data set it was trained on")
-        return load_data(data, data_dir, mean=get_recipe(default_recipe(trained.name)).mean, workers=workers)
-    train, recipe = config["train"], config["recipe"]
-    options = {"mean": recipe["mean"], "scale": tuple(recipe["scale"]), "workers": workers}
-    if data is None or (data == train["data"] and data_dir in (None, train["data_dir"])):
-        return load_data(
-            train["data"],
-            train["data_dir"],
-            val_size=train["val_size"],
-            subset=train["subset"],
-            image_size=config["data"]["image_size"],
-            skip_bad=train.get("skip_bad", False),
-            **options,
-        )
-    size = None if data in NATIVE_SIZE else config["data"]["image_size"]
-    return load_data(data, data_dir, image_size=size, **options)
 
 
 def eval_path(run: Path, split: str, protocol: str) -> Path:

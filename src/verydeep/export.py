@@ -18,7 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .evaluate import Trained
+from .models.layers import input_channels
+from .trained import Trained
 from .weights import save_weights
 
 Format = Literal["onnx", "torchscript", "safetensors"]
@@ -29,8 +30,7 @@ def input_shape(trained: Trained, image_size: int | None = None) -> tuple[int, i
     """(C, H, W) of the images the network takes: ``image_size`` if given, else its run's training size, else
     the network's own (the paper's input, or VGG's ``image_size`` option). ONNX keeps only the batch axis free."""
     size = image_size or (trained.preprocessing.image_size if trained.preprocessing else trained.model.image_size)
-    first_conv = next(m for m in trained.model.modules() if isinstance(m, nn.Conv2d))
-    return first_conv.in_channels, size, size
+    return input_channels(trained.model), size, size
 
 
 def export(model: nn.Module, out: str | Path, format: Format, input_shape: tuple[int, int, int]) -> Path:

@@ -7,19 +7,16 @@ cannot be read is reported by name and the others are still predicted.
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.io import ImageReadMode, decode_image, read_file
-from torchvision.transforms import v2
 
+from .data import imagefolder
 from .device import autocast
-from .evaluate import Preprocessing, Trained
+from .trained import Preprocessing, Trained
 
 READABLE = "JPEG, PNG, GIF or WebP"  # what torchvision.io.decode_image reads
 
@@ -42,35 +39,18 @@ class Prediction:
 
 
 def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """uint8 (channels, H, W) from a JPEG, PNG, GIF or WebP file: colour converted to grey for one-channel
-    models and grey to RGB for three, EXIF rotation applied, 16-bit PNGs scaled to 8 bits, a GIF's first frame.
+    """uint8 (channels, H, W) from an image file, the camera's rotation applied (``data.imagefolder.read_image``).
     Raises ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ValueError(f"{path} {what}; give image files ({READABLE})")
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
-        with warnings.catch_warnings():
-            # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they are still the ones we support
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(read_file(str(path)), mode=mode, apply_exif_orientation=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"cannot read {path} as an image ({_reason(error)}); give a {READABLE} file, or convert it to one"
-        ) from error
-    if image.dim() == 4:  # an animated GIF: its frames
-        image = image[0]
-    return image if image.dtype == torch.uint8 else v2.functional.to_dtype(image, torch.uint8, scale=True)
+        return imagefolder.read_image(path, channels, exif_orientation=True)
+    except ValueError as error:
+        raise ValueError(f"{error}; give a {READABLE} file, or convert it to one") from None
 
 
-def _reason(error: Exception) -> str:
-    """The decoder's first sentence, without its C++ source location."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return re.sub(r"^.*?\.(?:cpp|h):\d+,?\s*", "", text).split(". ")[0].rstrip(".") or text
-
-
-@torch.no_grad()
 def predict(
     model: nn.Module,
     preprocessing: Preprocessing,

@@ -96,14 +96,6 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def default_recipe(model: str) -> str:
-    """The recipe each paper used for this network."""
-    if model.startswith("vgg"):
-        return "vgg"
-    depth = int("".join(c for c in model if c.isdigit()) or 0)
-    return "resnet_imagenet" if depth in (18, 34, 50, 101, 152) else "resnet_cifar"
-
-
 def field_types() -> dict[str, type]:
     hints = typing.get_type_hints(Recipe)
     return {f.name: hints[f.name] for f in dataclasses.fields(Recipe) if f.name not in ("name", "section")}

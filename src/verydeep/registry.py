@@ -1,20 +1,31 @@
-"""Model names -> builders. ``create_model`` is the one way the rest of the project makes a network."""
+"""Model names -> builders, and what each network is. ``create_model`` is the one way the project makes a network;
+``get_entry`` is the one place a name is resolved: nothing else looks inside a model's name for its meaning."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 from torch import nn
+
+Family = Literal["vgg", "resnet"]
 
 
 @dataclass(frozen=True)
 class Entry:
+    """A registered network and the facts the rest of the project needs about it."""
+
     name: str
     build: Callable[..., nn.Module]
-    options: tuple[str, ...]
+    options: tuple[str, ...]  # what the builder accepts
+    family: Family
+    depth: int  # weight layers: VGG Table 1's column heads, the number in a ResNet's name
+    recipe: str  # the recipe its paper trained it with (recipes.RECIPES)
+    input_size: int  # the images it was designed for: 224 (ImageNet) or 32 (CIFAR)
+    residual: bool = False  # a ResNet with its shortcuts; plain nets and VGG have none
+    torchvision: str | None = None  # torchvision's name for the same network
     aliases: tuple[str, ...] = ()
 
     @property
@@ -26,11 +37,23 @@ _MODELS: dict[str, Entry] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(name: str, cls: type[nn.Module], aliases: tuple[str, ...] = ()):
+def register(
+    name: str,
+    cls: type[nn.Module],
+    *,
+    family: Family,
+    depth: int,
+    recipe: str,
+    input_size: int,
+    residual: bool = False,
+    torchvision: str | None = None,
+    aliases: tuple[str, ...] = (),
+):
     """Register a builder under ``name``; the options it accepts are ``cls.OPTIONS``."""
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = Entry(name, build, cls.OPTIONS, aliases)
+        _MODELS[name] = Entry(name, build, cls.OPTIONS, family, depth, recipe, input_size, residual, torchvision,
+                              aliases)  # fmt: skip
         _ALIASES.update({alias: name for alias in aliases})
         return build
 
@@ -39,6 +62,19 @@ def register(name: str, cls: type[nn.Module], aliases: tuple[str, ...] = ()):
 
 def list_models() -> list[str]:
     return list(_MODELS)
+
+
+def entries() -> list[Entry]:
+    return list(_MODELS.values())
+
+
+def aliases() -> dict[str, str]:
+    """alias -> the name it stands for, e.g. vgg16 -> vgg_d."""
+    return dict(_ALIASES)
+
+
+def is_registered(name: str) -> bool:
+    return _ALIASES.get(name, name) in _MODELS
 
 
 def get_entry(name: str) -> Entry:
@@ -50,17 +86,19 @@ def get_entry(name: str) -> Entry:
     return _MODELS[canonical]
 
 
-def create_model(name: str, weights: str | Path | None = None, **options) -> nn.Module:
-    """Build a registered network; with ``weights``, load a verydeep safetensors or torchvision file.
-
-    A safetensors file written by verydeep records the options its network was built with; they are used
-    unless given here.
-    """
+def counterpart(name: str, residual: bool) -> Entry:
+    """The same stack with (residual=True) or without its shortcuts: plain56 <-> resnet56 (ResNet Sec. 4.1)."""
     entry = get_entry(name)
-    if weights is not None:
-        from .weights import load_weights
+    same = (entry.family, entry.depth, entry.recipe)
+    for other in _MODELS.values():
+        if (other.family, other.depth, other.recipe) == same and other.residual == residual:
+            return other
+    raise ValueError(f"{entry.name} has no {'residual' if residual else 'plain'} counterpart")
 
-        return load_weights(weights, entry.name, options)
+
+def create_model(name: str, **options) -> nn.Module:
+    """Build a registered network with fresh weights (``verydeep.create_model`` also loads weights)."""
+    entry = get_entry(name)
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
         raise ValueError(f"{entry.name} has no option {', '.join(unknown)}; valid options: {', '.join(entry.options)}")
@@ -74,6 +112,6 @@ def options_for_data(name: str, num_classes: int, in_channels: int, image_size: 
     """The options that fit a network to a data set: its classes and channels, and for VGG below 224 px the
     small-image head sized to the images."""
     options = {"num_classes": num_classes, "in_channels": in_channels}
-    if get_entry(name).name.startswith("vgg"):
+    if get_entry(name).family == "vgg":
         options.update(head="small" if image_size < 224 else "imagenet", image_size=image_size)
     return options

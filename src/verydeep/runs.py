@@ -46,6 +46,12 @@ class RunDir:
     weights = property(lambda self: self.path / "model.safetensors")
     summary = property(lambda self: self.path / "summary.json")
 
+    log = property(lambda self: self.path / "train.log")  # what a run trained by `reproduce` printed
+
+    def latest_weights(self) -> Path | None:
+        """The final weights, else the last checkpoint (training not finished), else None."""
+        return next((p for p in (self.weights, self.checkpoint) if p.exists()), None)
+
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
@@ -219,8 +225,8 @@ def git_commit() -> str | None:
 def environment() -> dict:
     import torchvision
 
-    from . import __version__
     from .device import cpu_has_native_bf16, physical_cores
+    from .version import __version__
 
     return {
         "verydeep": __version__,

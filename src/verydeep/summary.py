@@ -13,13 +13,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import paper
-from .registry import create_model
+from .models.layers import input_channels
+from .registry import counterpart, create_model
 
 
 def input_shape(model: nn.Module, image_size: int | None = None) -> tuple[int, int, int, int]:
     """One image of the model's input size (its paper's, unless ``image_size`` is given)."""
-    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-    return (1, first.in_channels, image_size or model.image_size, image_size or model.image_size)
+    return (1, input_channels(model), image_size or model.image_size, image_size or model.image_size)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -132,7 +132,7 @@ def paper_rows() -> list[PaperRow]:
     )
     for name, (millions, _) in paper.CIFAR_TABLE6.items():
         n = count_parameters(meta_model(name, num_classes=10))
-        plain = count_parameters(meta_model(name.replace("resnet", "plain"), num_classes=10))
+        plain = count_parameters(meta_model(counterpart(name, residual=False).name, num_classes=10))
         digits = 2 if millions < 1 else 1
         rows.append(
             PaperRow(

@@ -28,11 +28,12 @@ from .device import (
     convert_sync_batchnorm,
     physical_cores,
     pick_device,
+    process_settings,
     resolve_precision,
     set_threads,
 )
-from .evaluate import evaluate, summarise
-from .recipes import Recipe, default_recipe, get_recipe, override
+from .metrics import evaluate, summarise
+from .recipes import Recipe, get_recipe, override
 from .registry import create_model, get_entry, options_for_data
 from .runs import RunDir
 from .schedules import make_schedule
@@ -80,7 +81,7 @@ class TrainConfig:
         return fields
 
     def resolved_recipe(self) -> Recipe:
-        return override(get_recipe(self.recipe or default_recipe(get_entry(self.model).name)), **self.overrides)
+        return override(get_recipe(self.recipe or get_entry(self.model).recipe), **self.overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,7 +139,7 @@ def initialise_from(model: nn.Module, source: str) -> list[str]:
 
     path = Path(source)
     if path.is_dir():
-        path = next((p for p in (path / "model.safetensors", path / "checkpoint.pt") if p.exists()), path)
+        path = RunDir(path).latest_weights() or path
     if not isinstance(model, VGG):
         raise ValueError("--init-from copies a trained VGG configuration A into a deeper VGG (VGG Sec. 3.1)")
     return initialise_from_a(model, load_weights(path))
@@ -236,10 +237,8 @@ def fit(
     dist = Distributed.from_env()
     device = pick_device(cfg.device, dist.local_rank)
     started = dist.init(device)
-    # fit sets process-wide switches (threads, determinism); the caller gets its own back afterwards
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        with RunDir(out).lock() if dist.is_main else contextlib.nullcontext():
+        with process_settings(cfg.deterministic), RunDir(out).lock() if dist.is_main else contextlib.nullcontext():
             return Trainer(cfg, out, resume, dist, device, progress, on_step).run()
     except Interrupted:  # every process stops at the same step, in order
         raise
@@ -248,8 +247,6 @@ def fit(
             print(f"verydeep train: {dist.describe()} failed: {type(error).__name__}: {error}", file=sys.stderr)
         raise
     finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
         if started:
             dist.close()
 
@@ -273,10 +270,6 @@ class Trainer:
     ):
         self.cfg, self.dist, self.device, self.on_step = cfg, dist, device, on_step
         threads = set_threads(dist.world_size) if device.type == "cpu" else None
-        if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses determinism without it
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
         self.precision = resolve_precision(cfg.precision, device)
         self.recipe = recipe = cfg.resolved_recipe()
         self.run_dir = run = RunDir(out)

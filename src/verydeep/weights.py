@@ -16,19 +16,24 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .registry import create_model, get_entry
+from .models.resnet import IMAGENET_STAGES
+from .registry import Entry, create_model, entries, get_entry
 from .runs import atomic_write_bytes
 
-# torchvision name -> (our name, options that rebuild it exactly)
-TORCHVISION_VGG = {"vgg11": "vgg_a", "vgg13": "vgg_b", "vgg16": "vgg_d", "vgg19": "vgg_e"}
-VGG_CONVS = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
-RESNET_BLOCKS = {
-    (2, 2, 2, 2, False): "resnet18",
-    (3, 4, 6, 3, False): "resnet34",
-    (3, 4, 6, 3, True): "resnet50",
-    (3, 4, 23, 3, True): "resnet101",
-    (3, 8, 36, 3, True): "resnet152",
-}
+
+def torchvision_networks() -> tuple[dict[int, Entry], dict[tuple, Entry]]:
+    """Our networks that torchvision has too, by what tells them apart in a state dict: a VGG by its number of
+    convolutions (all weight layers but the three FC), a ResNet by its blocks per stage and their kind."""
+    vgg, resnet = {}, {}
+    for entry in entries():
+        if entry.torchvision is None:
+            continue
+        if entry.family == "vgg":
+            vgg[entry.depth - 3] = entry
+        else:
+            block, stages = IMAGENET_STAGES[entry.depth]
+            resnet[(*stages, block == "bottleneck")] = entry
+    return vgg, resnet
 
 
 def model_spec(model: nn.Module) -> tuple[str, dict]:
@@ -122,34 +127,33 @@ def _load_state(name: str, options: dict, state: dict, path: Path, described_as:
 
 def identify_torchvision(state: dict[str, torch.Tensor]) -> str:
     """torchvision's name for the network a state dict belongs to, e.g. 'resnet50' or 'vgg16_bn'."""
+    vgg, resnet = torchvision_networks()
     if "features.0.weight" in state:
         convs = [k for k, v in state.items() if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4]
         bn = any(k.endswith("running_mean") for k in state)
-        base = VGG_CONVS.get(len(convs))
-        if base is None:
+        if len(convs) not in vgg:
             raise ValueError(f"a VGG-like state dict with {len(convs)} convolutions matches no torchvision VGG")
-        return base + ("_bn" if bn else "")
+        return vgg[len(convs)].torchvision + ("_bn" if bn else "")
     if "conv1.weight" in state and "fc.weight" in state:
         blocks = []
         for stage in range(1, 5):
             indices = {int(m.group(1)) for k in state if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
             blocks.append(len(indices))
-        bottleneck = "layer1.0.conv3.weight" in state
-        key = (*blocks, bottleneck)
-        if key in RESNET_BLOCKS:
-            return RESNET_BLOCKS[key]
+        key = (*blocks, "layer1.0.conv3.weight" in state)
+        if key in resnet:
+            return resnet[key].torchvision
     raise ValueError("this state dict matches none of torchvision's vgg11/13/16/19(_bn) or resnet18/34/50/101/152")
 
 
 def _load_torchvision(path: Path, state: dict, requested: str | None, options: dict) -> nn.Module:
     tv_name = identify_torchvision(state)
-    if tv_name.startswith("vgg"):
-        ours = TORCHVISION_VGG[tv_name.removesuffix("_bn")]
+    entry = next(e for e in entries() if e.torchvision == tv_name.removesuffix("_bn"))
+    ours = entry.name
+    if entry.family == "vgg":
         options.setdefault("batch_norm", tv_name.endswith("_bn"))
         options.setdefault("num_classes", state["classifier.6.weight"].shape[0])
         options.setdefault("in_channels", state["features.0.weight"].shape[1])
     else:
-        ours = tv_name
         state = {k.replace(".downsample.", ".shortcut."): v for k, v in state.items()}
         options.setdefault("num_classes", state["fc.weight"].shape[0])
         options.setdefault("in_channels", state["conv1.weight"].shape[1])

@@ -9,6 +9,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+PADDING = 4  # ResNet Sec. 4.2: "4 pixels are padded on each side" of the 32 px training images, then cropped
+PAPER_CROP = 224  # both papers' network input
+
+
+def resize_side(crop: int) -> int:
+    """The shorter side an image is rescaled to before its centre crop or ten crops: 256 for the papers' 224
+    (AlexNet's and ResNet's 10-crop testing), in the same ratio for other crops."""
+    return round(crop * 256 / PAPER_CROP)
+
+
 # AlexNet's PCA of ImageNet's RGB pixels (Krizhevsky et al. 2012, Sec. 4.1), for pixels in [0, 1], as published
 # with fb.resnet.torch; both papers use this colour shift (VGG Sec. 3.1, ResNet Sec. 3.4).
 IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])

@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -167,18 +168,10 @@ class Data:
         if device.type == "cuda" and device.index is None:
             # "cuda" and "cuda:0" must name one device, or the in-memory splits would be copied there twice
             device = torch.device("cuda", torch.cuda.current_device())
-        return self._generate(
-            split,
-            order,
-            batch_size,
-            start=start,
-            rank=rank,
-            world_size=world_size,
-            augment=split == "train" if augment is None else augment,
-            keys=(split, seed, epoch),
-            device=device,
-            channels_last=channels_last,
-        )
+        augment = split == "train" if augment is None else augment
+        plan = BatchPlan(split, order, batch_size, start, rank, world_size, augment, (split, seed, epoch), device,
+                         channels_last)  # fmt: skip
+        return self._generate(plan)
 
     def images(self, split: Split) -> Dataset:
         """Map-style dataset of (uint8 image (C, H, W) at its original size, int label), no transform at all.
@@ -187,22 +180,9 @@ class Data:
         """
         raise NotImplementedError
 
-    def _generate(
-        self,
-        split: str,
-        order: torch.Tensor,
-        batch_size: int,
-        *,
-        start: int,
-        rank: int,
-        world_size: int,
-        augment: bool,
-        keys: tuple,
-        device: torch.device,
-        channels_last: bool,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield this rank's batches of the global batches in ``order`` (see ``rank_batches``) from ``start``;
-        batch k's random numbers come from ``generator(kind, *keys, ..., k)``."""
+    def _generate(self, plan: BatchPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield this rank's batches of the plan's global batches (see ``rank_batches``) from its ``start``;
+        batch k's random numbers come from ``generator(kind, *plan.keys, ..., k)``."""
         raise NotImplementedError
 
     def _check_split(self, split: str) -> str:
@@ -211,12 +191,30 @@ class Data:
         return split
 
 
-def rank_batches(
-    order: torch.Tensor, batch_size: int, rank: int, world_size: int, start: int = 0
-) -> Iterator[tuple[int, torch.Tensor, int]]:
-    """(k, this rank's sample indices, size of global batch k) for the global batches of ``order`` from
-    ``start``. Rank r takes rows r::world_size of each, so the ranks' batches together are the global batch."""
-    for k, batch in enumerate(order.split(batch_size * world_size)[start:], start):
+@dataclass(frozen=True)
+class BatchPlan:
+    """What ``Data.batches`` asks of a data set's ``_generate``: which samples, in which batches, for which rank,
+    made how."""
+
+    split: str
+    order: torch.Tensor  # the epoch's sample indices, cut to whole global batches where drop_last
+    batch_size: int  # per rank
+    start: int  # the first global batch to yield
+    rank: int
+    world_size: int
+    augment: bool
+    keys: tuple  # (split, seed, epoch): what the batches' random numbers are derived from
+    device: torch.device
+    channels_last: bool
+
+
+def rank_batches(plan: BatchPlan, order: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor, int]]:
+    """(k, this rank's sample indices, size of global batch k) for the plan's global batches from its ``start``
+    (of ``order`` if given: the plan's order moved to a device). Rank r takes rows r::world_size of each, so the
+    ranks' batches together are the global batch."""
+    order = plan.order if order is None else order
+    rank, world_size = plan.rank, plan.world_size
+    for k, batch in enumerate(order.split(plan.batch_size * world_size)[plan.start :], plan.start):
         rows = batch[rank::world_size]
         if len(rows):  # fewer samples than ranks in the last global batch: the higher ranks have none
             yield k, rows, len(batch)

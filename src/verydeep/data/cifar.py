@@ -14,7 +14,7 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from .base import MeanKind, cache_dir, search_roots
-from .memory import TensorData, TensorImages, hold_out
+from .memory import TensorData, TensorImages, locate, official_data
 
 CifarName = Literal["cifar10", "cifar100"]
 
@@ -102,15 +102,11 @@ def load(
     subset: int | None,
     split_seed: int,
 ) -> TensorData:
-    folder = find(data_dir, name)
-    if folder is None:
-        if data_dir is not None:
-            raise ValueError(
-                f"no {name} in {data_dir}: expected {layout(name)}, as {data_dir} itself or inside it; put it "
-                f"there, or leave data_dir unset to use $VERYDEEP_DATA or a download into {cache_dir()}"
-            )
-        folder = download(name)
+    not_there = (
+        f"no {name} in {data_dir}: expected {layout(name)}, as {data_dir} itself or inside it; put it "
+        f"there, or leave data_dir unset to use $VERYDEEP_DATA or a download into {cache_dir()}"
+    )
+    folder = locate(find(data_dir, name), data_dir, not_there, lambda: download(name))
     classes, official = read(folder, name)
-    train, val = hold_out(official["train"], 5000 if val_size is None else val_size, subset, split_seed)
-    splits = {"train": train, "val": val, "test": official["test"]}
-    return TensorData(name, classes, splits, mean, source=str(folder))
+    split = {"mean": mean, "val_size": val_size, "subset": subset, "split_seed": split_seed}
+    return official_data(name, classes, official, folder, **split)

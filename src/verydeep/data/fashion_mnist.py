@@ -16,7 +16,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import extract_archive
 
 from .base import MeanKind, cache_dir, search_roots
-from .memory import TensorData, TensorImages, hold_out
+from .memory import TensorData, TensorImages, locate, official_data
 
 NAME = "fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
@@ -77,16 +77,11 @@ def _plain(folder: Path, name: str, scratch: str) -> str:
 def load(
     data_dir: str | Path | None, *, mean: MeanKind, val_size: int | None, subset: int | None, split_seed: int
 ) -> TensorData:
-    folder = find(data_dir)
-    if folder is None:
-        if data_dir is not None:
-            raise ValueError(
-                f"no Fashion-MNIST in {data_dir}: expected {LAYOUT} there, in {data_dir}/{NAME}/ or in "
-                f"{data_dir}/FashionMNIST/raw/; put them there, or leave data_dir unset to use $VERYDEEP_DATA, "
-                f"{DEBIAN_DIR} or a download into {cache_dir()}"
-            )
-        folder = download()
-    official = read(folder.resolve())
-    train, val = hold_out(official["train"], 5000 if val_size is None else val_size, subset, split_seed)
-    splits = {"train": train, "val": val, "test": official["test"]}
-    return TensorData(NAME, list(FashionMNIST.classes), splits, mean, source=str(folder))
+    not_there = (
+        f"no Fashion-MNIST in {data_dir}: expected {LAYOUT} there, in {data_dir}/{NAME}/ or in "
+        f"{data_dir}/FashionMNIST/raw/; put them there, or leave data_dir unset to use $VERYDEEP_DATA, "
+        f"{DEBIAN_DIR} or a download into {cache_dir()}"
+    )
+    folder = locate(find(data_dir), data_dir, not_there, download)
+    split = {"mean": mean, "val_size": val_size, "subset": subset, "split_seed": split_seed}
+    return official_data(NAME, list(FashionMNIST.classes), read(folder.resolve()), folder, **split)

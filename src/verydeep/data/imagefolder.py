@@ -11,6 +11,7 @@ to round(image_size * 256 / 224), centre crop of image_size.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes, make_dataset
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
-from .augment import pca_lighting
-from .base import Data, MeanKind, derive_seed, generator, mean_from_sum, rank_batches, to_float
+from .augment import pca_lighting, resize_side
+from .base import BatchPlan, Data, MeanKind, derive_seed, generator, mean_from_sum, rank_batches, to_float
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
 MEAN_SAMPLE = 2000  # training images the mean is estimated from
@@ -39,16 +40,34 @@ def default_workers() -> int:
     return max(0, min(8, cpus - 1))
 
 
-def read_image(path: str) -> torch.Tensor:
-    """uint8 RGB (3, H, W); grey, CMYK and palette files are converted, 16-bit PNGs scaled down."""
+def read_image(path: str | Path, channels: int = 3, exif_orientation: bool = False) -> torch.Tensor:
+    """uint8 (channels, H, W) from a JPEG, PNG, GIF or WebP file: colour converted to grey for one channel, grey,
+    CMYK and palette files to RGB for three, 16-bit PNGs scaled to 8 bits, a GIF's first frame; with
+    ``exif_orientation``, the camera's rotation applied. Raises ValueError naming the file and the reason."""
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
         with warnings.catch_warnings():
             # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they are still the ones we support
             warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(path, mode=ImageReadMode.RGB)
+            image = decode_image(read_file(str(path)), mode=mode, apply_exif_orientation=exif_orientation)
     except RuntimeError as error:
-        raise ValueError(f"cannot decode image {path} ({error}); remove it, or {SKIP_HINT}") from error
+        raise ValueError(f"cannot read {path} as an image ({_reason(error)})") from error
+    if image.dim() == 4:  # an animated GIF: its frames
+        image = image[0]
     return image if image.dtype == torch.uint8 else v2.functional.to_dtype(image, torch.uint8, scale=True)
+
+
+def _reason(error: Exception) -> str:
+    """The decoder's first sentence, without its C++ source location."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return re.sub(r"^.*?\.(?:cpp|h):\d+,?\s*", "", text).split(". ")[0].rstrip(".") or text
+
+
+def read_sample(path: str) -> torch.Tensor:
+    try:
+        return read_image(path)
+    except ValueError as error:
+        raise ValueError(f"{error}; remove it, or {SKIP_HINT}") from None
 
 
 class ImageFiles(Dataset):
@@ -63,7 +82,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[i]
-        return read_image(path), label
+        return read_sample(path), label
 
 
 class _Batches(Dataset):
@@ -82,7 +101,7 @@ class _Batches(Dataset):
             for i in indices:
                 path, label = self.samples[i]
                 try:
-                    image = read_image(path)
+                    image = read_sample(path)
                 except ValueError:
                     if not self.skip_bad:
                         raise
@@ -147,7 +166,7 @@ class FolderData(Data):
         self._samples = samples
         self._non_images = others
         self._bad: set[str] = set()
-        self._eval_transform = v2.Compose([v2.Resize(round(size * 256 / 224)), v2.CenterCrop(size)])
+        self._eval_transform = v2.Compose([v2.Resize(resize_side(size)), v2.CenterCrop(size)])
         self._train_transform = v2.Compose(
             [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(size), v2.RandomHorizontalFlip()]
         )
@@ -188,39 +207,26 @@ class FolderData(Data):
         dataset = _Batches(samples, transform, self.image_size, self.skip_bad)
         return DataLoader(dataset, batch_size=None, sampler=tasks, num_workers=self.workers, pin_memory=pin)
 
-    def _generate(
-        self,
-        split: str,
-        order: torch.Tensor,
-        batch_size: int,
-        *,
-        start: int,
-        rank: int,
-        world_size: int,
-        augment: bool,
-        keys: tuple,
-        device: torch.device,
-        channels_last: bool,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _generate(self, plan: BatchPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # Each worker task decodes and crops only this rank's images, so its draws are seeded per rank too.
-        keys = (*keys, rank)
-        batches = list(rank_batches(order, batch_size, rank, world_size, start))
+        keys, device = (*plan.keys, plan.rank), plan.device
+        batches = list(rank_batches(plan))
         tasks = [(derive_seed("augment", *keys, k), index.tolist()) for k, index, _ in batches]
-        transform = self._train_transform if augment else self._eval_transform
+        transform = self._train_transform if plan.augment else self._eval_transform
         mean = self.mean.to(device)
-        loader = self._loader(self._samples[split], tasks, transform, pin=device.type == "cuda")
+        loader = self._loader(self._samples[plan.split], tasks, transform, pin=device.type == "cuda")
         for (k, _, _), (x, y, bad) in zip(batches, loader):
             self._bad.update(bad)
             if len(y) == 0:  # every file of the batch was unreadable
-                if world_size > 1:
+                if plan.world_size > 1:
                     # skipping the step on this rank alone would leave the others waiting in all-reduce
                     raise ValueError(
-                        f"every image of a batch on rank {rank} is unreadable ({', '.join(bad[:3])}); distributed "
+                        f"every image of a batch on rank {plan.rank} is unreadable ({', '.join(bad[:3])}); distributed "
                         "training cannot skip a step on one rank: remove the unreadable files and resume"
                     )
                 continue
-            x = to_float(x.to(device, non_blocking=True), mean, channels_last)
-            if augment and self.color_jitter:
+            x = to_float(x.to(device, non_blocking=True), mean, plan.channels_last)
+            if plan.augment and self.color_jitter:
                 pca_lighting(x, generator("lighting", *keys, k))
             yield x, y.to(device, non_blocking=True)
 

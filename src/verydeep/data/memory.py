@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from .augment import random_crop_flip
-from .base import SPLITS, Data, MeanKind, generator, mean_from_sum, pixel_sum, rank_batches, to_float
+from .augment import PADDING, random_crop_flip
+from .base import SPLITS, BatchPlan, Data, MeanKind, generator, mean_from_sum, pixel_sum, rank_batches, to_float
 
 
 class TensorImages(Dataset):
@@ -47,6 +48,32 @@ def hold_out(
             )
         val_index, train_index = val_index[: max(subset // 10, 100)], train_index[:subset]
     return _take(train, train_index.sort().values), _take(train, val_index.sort().values)
+
+
+def official_data(
+    name: str,
+    classes: list[str],
+    official: dict[str, TensorImages],
+    source: Path,
+    *,
+    mean: MeanKind,
+    val_size: int | None,
+    subset: int | None,
+    split_seed: int,
+) -> TensorData:
+    """A data set from its official train and test splits, val held out of train (5,000 images by default)."""
+    train, val = hold_out(official["train"], 5000 if val_size is None else val_size, subset, split_seed)
+    return TensorData(name, classes, {"train": train, "val": val, "test": official["test"]}, mean, source=str(source))
+
+
+def locate(found: Path | None, data_dir: str | Path | None, not_there: str, download: Callable[[], Path]) -> Path:
+    """The folder ``find`` found; else, if the caller named a folder, ``not_there`` as the error (never a download
+    in its place); else a download into the cache."""
+    if found is not None:
+        return found
+    if data_dir is not None:
+        raise ValueError(not_there)
+    return download()
 
 
 def _take(images: TensorImages, index: torch.Tensor) -> TensorImages:
@@ -95,27 +122,14 @@ class TensorData(Data):
             self._on_device[key] = (data.images.to(device), data.labels.to(device), self.mean.to(device))
         return self._on_device[key]
 
-    def _generate(
-        self,
-        split: str,
-        order: torch.Tensor,
-        batch_size: int,
-        *,
-        start: int,
-        rank: int,
-        world_size: int,
-        augment: bool,
-        keys: tuple,
-        device: torch.device,
-        channels_last: bool,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        images, labels, mean = self._tensors(split, device)
-        for k, index, global_size in rank_batches(order.to(device), batch_size, rank, world_size, start):
+    def _generate(self, plan: BatchPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels, mean = self._tensors(plan.split, plan.device)
+        for k, index, global_size in rank_batches(plan, plan.order.to(plan.device)):
             x = images[index]
-            if augment:
+            if plan.augment:
                 # Global batch k's draws, the same on every rank. The 0 held the rank before the ranks shared
                 # their draws; it stays so that single-process runs draw the numbers they always drew.
-                draws = generator("augment", *keys, 0, k)
-                rows = slice(rank, None, world_size)
-                x = random_crop_flip(x, draws, padding=4, drawn_for=global_size, rows=rows)
-            yield to_float(x, mean, channels_last), labels[index]
+                draws = generator("augment", *plan.keys, 0, k)
+                rows = slice(plan.rank, None, plan.world_size)
+                x = random_crop_flip(x, draws, padding=PADDING, drawn_for=global_size, rows=rows)
+            yield to_float(x, mean, plan.channels_last), labels[index]

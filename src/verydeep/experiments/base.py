@@ -10,13 +10,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from ..runs import RunDir
 from ..train import TrainConfig
-
-PresetName = Literal["smoke", "quick", "full"]
-PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 
 
 @dataclass(frozen=True)
@@ -28,7 +24,7 @@ class Preset:
     subset: int | None = None
     val_size: int | None = None
     overrides: dict = field(default_factory=dict)
-    model_options: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)  # given to every run's network
     log_every: int = 50
     extra: dict = field(default_factory=dict)  # experiment-specific knobs, e.g. zero-init for the ResNets
 
@@ -40,7 +36,7 @@ VGG_PRESETS = {
         subset=128,
         overrides={"batch_size": 32, "iterations": 2, "schedule": "step", "milestones": (0.5,)},
         log_every=1,
-        extra={"vgg_options": {"init": "kaiming"}},
+        model_options={"init": "kaiming"},
     ),
     "quick": Preset(
         "4 epochs on 6,000 training images; unlike the paper, a batch of 64 at the paper's lr 0.01, divided by "
@@ -51,14 +47,24 @@ VGG_PRESETS = {
         subset=6_000,
         overrides={"batch_size": 64, "schedule": "step", "milestones": (0.5, 0.75)},
         log_every=10,
-        extra={"vgg_options": {"init": "kaiming"}},
+        model_options={"init": "kaiming"},
     ),
     "full": Preset(
         "the paper's recipe: batch 256, lr 0.01 divided by 10 on plateaus, 370k iterations, with Glorot "
         "initialisation, which the paper found to work without pre-training (Sec. 3.1)",
-        extra={"vgg_options": {"init": "glorot"}},
+        model_options={"init": "glorot"},
     ),
 }
+
+
+# The ResNet experiments' pipeline check.
+RESNET_SMOKE = Preset(
+    "a few steps on 256 images: checks the pipeline, shows nothing",
+    epochs=1,
+    subset=256,
+    overrides={"batch_size": 32},
+    log_every=2,
+)
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,13 @@ def run_config(experiment: Experiment, preset: Preset, spec: RunSpec, data: str,
 
 
 def run_key(config: TrainConfig) -> str:
-    """A name for a run folder that changes whenever anything that decides the run does."""
-    decisive = {k: v for k, v in dataclasses.asdict(config).items() if k in TrainConfig.IDENTITY or k == "epochs"}
+    """A name for a run folder that changes whenever anything that decides the run does: the config's identity,
+    compared by meaning as a resumed run's is (vgg16 is vgg_d, a recipe by its values), and the run's length."""
+    identity = config.identity()
+    decisive = {**identity, "recipe": dataclasses.asdict(identity["recipe"]), "epochs": config.epochs,
+                "iters": config.iters}  # fmt: skip
     digest = hashlib.sha1(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{config.model}-{digest}"
+    return f"{identity['model']}-{digest}"
 
 
 def load_result(spec: RunSpec, path: Path) -> RunResult:

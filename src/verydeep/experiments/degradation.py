@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .. import paper
 from ..models.resnet import IMAGENET_STAGES
-from .base import Experiment, Preset, RunResult, RunSpec, Verdict, percent
+from ..registry import get_entry
+from .base import RESNET_SMOKE, Experiment, Preset, RunResult, RunSpec, Verdict, percent
 from .plots import error_curves
 
 
@@ -69,7 +70,7 @@ def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
 
 
 def depth(result: RunResult) -> int:
-    return int(result.spec.model.removeprefix("plain").removeprefix("resnet"))
+    return get_entry(result.spec.model).depth
 
 
 def figures(results: dict[str, RunResult], analysis: dict, out: Path) -> list[Path]:
@@ -112,13 +113,7 @@ EXPERIMENT = Experiment(
     recipe="resnet_cifar",
     defaults={"depths": (20, 56)},
     presets={
-        "smoke": Preset(
-            "a few steps on 256 images: checks the pipeline, shows nothing",
-            epochs=1,
-            subset=256,
-            overrides={"batch_size": 32},
-            log_every=2,
-        ),
+        "smoke": RESNET_SMOKE,
         "quick": Preset(
             "10,000 training images for 5 epochs; unlike the paper, a batch of 32 with the learning rate scaled to "
             "match (0.025; Goyal et al. 2017), which gives four times the SGD steps for the same compute on a CPU, "

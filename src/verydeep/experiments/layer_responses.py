@@ -58,7 +58,7 @@ def validation_images(result: RunResult) -> torch.Tensor:
 def analyse(results: dict[str, RunResult]) -> dict:
     """Each run's response std per 3x3 layer, on the same validation images."""
     images = validation_images(next(iter(results.values())))
-    return {"responses": {label: response_stds(load_weights(r.path / "model.safetensors"), images)
+    return {"responses": {label: response_stds(load_weights(RunDir(r.path).weights), images)
                           for label, r in results.items()}}  # fmt: skip
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # not pyplot: drawing here leaves the caller's backend and figures alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .base import RunResult  # noqa: E402
+from .base import RunResult
 
 COLOURS = ("tab:orange", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:grey")
 
 
 def error_curves(panels: dict[str, list[RunResult]], path: Path, title: str = "") -> Path:
     """One panel per group; in each, every run's training error (thin) and validation error (bold), in %."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), sharey=True, squeeze=False)
+    fig = Figure(figsize=(5.2 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (name, results) in zip(axes[0], panels.items()):
         for colour, result in zip(COLOURS, results):
             steps, train = result.series("train_error")
@@ -33,12 +31,12 @@ def error_curves(panels: dict[str, list[RunResult]], path: Path, title: str = ""
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def bars(labels: list[str], values: list[float], path: Path, ylabel: str, title: str = "") -> Path:
-    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2, 3.6))
+    fig = Figure(figsize=(1.1 * len(labels) + 2, 3.6))
+    ax = fig.subplots()
     ax.bar(labels, values, color=COLOURS[2])
     for i, v in enumerate(values):
         ax.annotate(f"{v:.2f}", (i, v), ha="center", va="bottom", fontsize=8)
@@ -48,13 +46,13 @@ def bars(labels: list[str], values: list[float], path: Path, ylabel: str, title:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def line_panels(panels: dict[str, dict[str, list[float]]], path: Path, xlabel: str, ylabel: str) -> Path:
     """Panels of named lines (values against their index), e.g. per-layer response strength."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    fig = Figure(figsize=(5.2 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (name, lines) in zip(axes[0], panels.items()):
         for colour, (label, values) in zip(COLOURS, lines.items()):
             ax.plot(range(1, len(values) + 1), values, color=colour, label=label, linewidth=1.4)
@@ -65,5 +63,4 @@ def line_panels(panels: dict[str, dict[str, list[float]]], path: Path, xlabel: s
     axes[0][0].set_ylabel(ylabel)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

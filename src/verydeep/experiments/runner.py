@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..device import physical_cores
+from ..registry import get_entry
 from ..runs import RunDir, atomic_write_bytes
 from ..train import Interrupted, fit
 from .base import Experiment, finished, load_result, run_config, run_key
@@ -64,9 +65,8 @@ def train_all(planned, jobs: int, log: Callable[[str], None]) -> None:
 
 
 def cost(model: str) -> int:
-    """A rough ordering of training cost: the depth in the name, VGG configurations by letter."""
-    digits = "".join(c for c in model if c.isdigit())
-    return int(digits) if digits else 10 + ord(model[4])
+    """A rough ordering of training cost: the number of weight layers."""
+    return get_entry(model).depth
 
 
 def default_jobs(device: str = "auto") -> int:

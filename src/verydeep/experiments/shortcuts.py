@@ -6,8 +6,9 @@ from pathlib import Path
 
 from .. import paper
 from ..models.resnet import IMAGENET_STAGES
+from ..runs import RunDir
 from ..summary import count_parameters
-from .base import Experiment, Preset, RunResult, RunSpec, Verdict, compare_val_errors, percent
+from .base import RESNET_SMOKE, Experiment, Preset, RunResult, RunSpec, Verdict, compare_val_errors, percent
 from .plots import error_curves
 
 
@@ -39,7 +40,7 @@ def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], lis
     rows = []
     for option in "ABC":
         r = results[f"option {option}"]
-        params = count_parameters(load_weights(r.path / "model.safetensors"))
+        params = count_parameters(load_weights(RunDir(r.path).weights))
         top1, top5 = paper.RESNET_TABLE3_SHORTCUTS[option]
         rows.append([option, f"{params:,}", percent(r.summary["train_error"]), percent(r.summary["val_error"]),
                      f"{top1} / {top5}"])  # fmt: skip
@@ -55,13 +56,7 @@ EXPERIMENT = Experiment(
     recipe="resnet_cifar",
     defaults={"depths": (20,)},
     presets={
-        "smoke": Preset(
-            "a few steps on 256 images: checks the pipeline, shows nothing",
-            epochs=1,
-            subset=256,
-            overrides={"batch_size": 32},
-            log_every=2,
-        ),
+        "smoke": RESNET_SMOKE,
         "quick": Preset(
             "6 epochs on 12,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
             epochs=6,

@@ -13,11 +13,10 @@ WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
-    options = dict(preset.extra.get("vgg_options", {}))
     unknown = [c for c in args["configs"] if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown VGG configuration {', '.join(unknown)}; valid: {', '.join(CONFIGS)}")
-    return [RunSpec(label, CONFIGS[label], options) for label in args["configs"]]
+    return [RunSpec(label, CONFIGS[label]) for label in args["configs"]]
 
 
 def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:

@@ -12,17 +12,16 @@ DEEPER = tuple(label for label in CONFIGS if not label.startswith("A"))  # B, C,
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
-    options = dict(preset.extra.get("vgg_options", {}))
     unknown = [c for c in args["configs"] if c not in DEEPER]
     if unknown:
         raise ValueError(
             f"--configs {', '.join(unknown)}: A's weights start the deeper configurations {', '.join(DEEPER)}"
         )
-    specs = [RunSpec("A", CONFIGS["A"], options, group="A")]
+    specs = [RunSpec("A", CONFIGS["A"], group="A")]
     for config in args["configs"]:
         model = CONFIGS[config]
-        specs.append(RunSpec(f"{config} random", model, options, group=config))
-        specs.append(RunSpec(f"{config} from A", model, options, init_from="A", group=config))
+        specs.append(RunSpec(f"{config} random", model, group=config))
+        specs.append(RunSpec(f"{config} from A", model, init_from="A", group=config))
     return specs
 
 

@@ -74,3 +74,15 @@ def make_shortcut(option: Shortcut, in_channels: int, out_channels: int, stride:
     if option == "A" and changes:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return nn.Identity()
+
+
+def input_channels(model: nn.Module) -> int | None:
+    """The channels of the images a network takes: its first convolution's inputs (None without one)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else first.in_channels
+
+
+def output_classes(model: nn.Module) -> int | None:
+    """The classes a network scores: its last linear layer's outputs (None without one)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None

@@ -211,135 +211,139 @@ def check_plain_options(residual: bool, options: dict) -> None:
         raise ValueError("plain networks have no shortcuts, so no shortcut option; use a resnet name for one")
 
 
+IMAGENET = dict(family="resnet", recipe="resnet_imagenet", input_size=224)
+CIFAR = dict(family="resnet", recipe="resnet_cifar", input_size=32)
+
+
 # ImageNet networks (Table 1; FLOPs are multiply-adds at 224x224).
-@register("resnet18", ResNet)
+@register("resnet18", ResNet, **IMAGENET, depth=18, residual=True, torchvision="resnet18")
 def resnet18(**options) -> ResNet:
     """ResNet-18, basic blocks 2-2-2-2 (Table 1: 1.8 GFLOPs)."""
     return imagenet_resnet(18, **options)
 
 
-@register("resnet34", ResNet)
+@register("resnet34", ResNet, **IMAGENET, depth=34, residual=True, torchvision="resnet34")
 def resnet34(**options) -> ResNet:
     """ResNet-34, basic blocks 3-4-6-3 (3.6 GFLOPs)."""
     return imagenet_resnet(34, **options)
 
 
-@register("resnet50", ResNet)
+@register("resnet50", ResNet, **IMAGENET, depth=50, residual=True, torchvision="resnet50")
 def resnet50(**options) -> ResNet:
     """ResNet-50, bottlenecks 3-4-6-3 (3.8 GFLOPs)."""
     return imagenet_resnet(50, **options)
 
 
-@register("resnet101", ResNet)
+@register("resnet101", ResNet, **IMAGENET, depth=101, residual=True, torchvision="resnet101")
 def resnet101(**options) -> ResNet:
     """ResNet-101, bottlenecks 3-4-23-3 (7.6 GFLOPs)."""
     return imagenet_resnet(101, **options)
 
 
-@register("resnet152", ResNet)
+@register("resnet152", ResNet, **IMAGENET, depth=152, residual=True, torchvision="resnet152")
 def resnet152(**options) -> ResNet:
     """ResNet-152, bottlenecks 3-8-36-3 (11.3 GFLOPs)."""
     return imagenet_resnet(152, **options)
 
 
-@register("plain18", ResNet)
+@register("plain18", ResNet, **IMAGENET, depth=18, residual=False)
 def plain18(**options) -> ResNet:
     """Plain-18: ResNet-18 without shortcuts (Table 2: 27.94% top-1 error)."""
     return imagenet_resnet(18, residual=False, **options)
 
 
-@register("plain34", ResNet)
+@register("plain34", ResNet, **IMAGENET, depth=34, residual=False)
 def plain34(**options) -> ResNet:
     """Plain-34: ResNet-34 without shortcuts (Table 2: 28.54%, worse than plain-18)."""
     return imagenet_resnet(34, residual=False, **options)
 
 
-@register("plain50", ResNet)
+@register("plain50", ResNet, **IMAGENET, depth=50, residual=False)
 def plain50(**options) -> ResNet:
     """Plain-50: ResNet-50's bottleneck stack without shortcuts."""
     return imagenet_resnet(50, residual=False, **options)
 
 
-@register("plain101", ResNet)
+@register("plain101", ResNet, **IMAGENET, depth=101, residual=False)
 def plain101(**options) -> ResNet:
     """Plain-101: ResNet-101's bottleneck stack without shortcuts."""
     return imagenet_resnet(101, residual=False, **options)
 
 
-@register("plain152", ResNet)
+@register("plain152", ResNet, **IMAGENET, depth=152, residual=False)
 def plain152(**options) -> ResNet:
     """Plain-152: ResNet-152's bottleneck stack without shortcuts."""
     return imagenet_resnet(152, residual=False, **options)
 
 
 # CIFAR networks (Sec. 4.2, Table 6: parameters and CIFAR-10 test error).
-@register("resnet20", ResNet)
+@register("resnet20", ResNet, **CIFAR, depth=20, residual=True)
 def resnet20(**options) -> ResNet:
     """CIFAR ResNet-20, n=3 (Table 6: 0.27M parameters, 8.75% error)."""
     return cifar_resnet(20, **options)
 
 
-@register("resnet32", ResNet)
+@register("resnet32", ResNet, **CIFAR, depth=32, residual=True)
 def resnet32(**options) -> ResNet:
     """CIFAR ResNet-32, n=5 (0.46M, 7.51%)."""
     return cifar_resnet(32, **options)
 
 
-@register("resnet44", ResNet)
+@register("resnet44", ResNet, **CIFAR, depth=44, residual=True)
 def resnet44(**options) -> ResNet:
     """CIFAR ResNet-44, n=7 (0.66M, 7.17%)."""
     return cifar_resnet(44, **options)
 
 
-@register("resnet56", ResNet)
+@register("resnet56", ResNet, **CIFAR, depth=56, residual=True)
 def resnet56(**options) -> ResNet:
     """CIFAR ResNet-56, n=9 (0.85M, 6.97%)."""
     return cifar_resnet(56, **options)
 
 
-@register("resnet110", ResNet)
+@register("resnet110", ResNet, **CIFAR, depth=110, residual=True)
 def resnet110(**options) -> ResNet:
     """CIFAR ResNet-110, n=18 (1.7M, 6.43%); trained with a warm-up (Sec. 4.2)."""
     return cifar_resnet(110, **options)
 
 
-@register("resnet1202", ResNet)
+@register("resnet1202", ResNet, **CIFAR, depth=1202, residual=True)
 def resnet1202(**options) -> ResNet:
     """CIFAR ResNet-1202, n=200 (19.4M, 7.93%)."""
     return cifar_resnet(1202, **options)
 
 
-@register("plain20", ResNet)
+@register("plain20", ResNet, **CIFAR, depth=20, residual=False)
 def plain20(**options) -> ResNet:
     """CIFAR plain-20: ResNet-20 without shortcuts (Fig. 6)."""
     return cifar_resnet(20, residual=False, **options)
 
 
-@register("plain32", ResNet)
+@register("plain32", ResNet, **CIFAR, depth=32, residual=False)
 def plain32(**options) -> ResNet:
     """CIFAR plain-32 (Fig. 6)."""
     return cifar_resnet(32, residual=False, **options)
 
 
-@register("plain44", ResNet)
+@register("plain44", ResNet, **CIFAR, depth=44, residual=False)
 def plain44(**options) -> ResNet:
     """CIFAR plain-44 (Fig. 6)."""
     return cifar_resnet(44, residual=False, **options)
 
 
-@register("plain56", ResNet)
+@register("plain56", ResNet, **CIFAR, depth=56, residual=False)
 def plain56(**options) -> ResNet:
     """CIFAR plain-56: deeper than plain-20 and worse (Fig. 6, the degradation problem)."""
     return cifar_resnet(56, residual=False, **options)
 
 
-@register("plain110", ResNet)
+@register("plain110", ResNet, **CIFAR, depth=110, residual=False)
 def plain110(**options) -> ResNet:
     """CIFAR plain-110 (Fig. 6: its error stays above 60%, off the plot)."""
     return cifar_resnet(110, residual=False, **options)
 
 
-@register("plain1202", ResNet)
+@register("plain1202", ResNet, **CIFAR, depth=1202, residual=False)
 def plain1202(**options) -> ResNet:
     """CIFAR plain-1202."""
     return cifar_resnet(1202, residual=False, **options)

@@ -301,38 +301,41 @@ def init_vgg(model: nn.Module, init: Init, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
+VGG_FACTS = dict(family="vgg", recipe="vgg", input_size=224)
+
+
 # Table 2's parameter counts are for 1000 classes, 224x224 RGB input and the paper's head.
-@register("vgg_a", VGG, aliases=("vgg11",))
+@register("vgg_a", VGG, **VGG_FACTS, depth=11, torchvision="vgg11", aliases=("vgg11",))
 def vgg_a(**options) -> VGG:
     """VGG configuration A, 11 weight layers (Table 2: 133M parameters)."""
     return VGG("A", **options)
 
 
-@register("vgg_a_lrn", VGG)
+@register("vgg_a_lrn", VGG, **VGG_FACTS, depth=11)
 def vgg_a_lrn(**options) -> VGG:
     """VGG configuration A-LRN: A with AlexNet's LRN after the first conv (133M)."""
     return VGG("A-LRN", **options)
 
 
-@register("vgg_b", VGG, aliases=("vgg13",))
+@register("vgg_b", VGG, **VGG_FACTS, depth=13, torchvision="vgg13", aliases=("vgg13",))
 def vgg_b(**options) -> VGG:
     """VGG configuration B, 13 weight layers (133M)."""
     return VGG("B", **options)
 
 
-@register("vgg_c", VGG)
+@register("vgg_c", VGG, **VGG_FACTS, depth=16)
 def vgg_c(**options) -> VGG:
     """VGG configuration C, 16 weight layers with three conv1 layers (134M)."""
     return VGG("C", **options)
 
 
-@register("vgg_d", VGG, aliases=("vgg16",))
+@register("vgg_d", VGG, **VGG_FACTS, depth=16, torchvision="vgg16", aliases=("vgg16",))
 def vgg_d(**options) -> VGG:
     """VGG configuration D, 16 weight layers (138,357,544 parameters)."""
     return VGG("D", **options)
 
 
-@register("vgg_e", VGG, aliases=("vgg19",))
+@register("vgg_e", VGG, **VGG_FACTS, depth=19, torchvision="vgg19", aliases=("vgg19",))
 def vgg_e(**options) -> VGG:
     """VGG configuration E, 19 weight layers (143,667,240 parameters)."""
     return VGG("E", **options)
