@@ -70,6 +70,27 @@ def test_vgg_init_starts_each_from_a_run_from_the_trained_a_and_the_others_from_
     assert len(set(folders.values())) == 5
 
 
+def test_each_run_is_configured_from_its_experiment_preset_and_spec(tmp_path):
+    """What the runner trains: the preset's length, subset and overrides under the spec's own, the model options
+    of both, the spec's recipe or else the experiment's, the data and seed asked for, never the test split."""
+    experiment = get_experiment("degradation")
+    quick = experiment.presets["quick"]
+    planned = plan(experiment, "quick", "cifar10", "/data/cifar", tmp_path, 3, {"depths": (20, 56)})
+    assert len(planned) == 4
+    for spec, config, folder in planned:
+        assert (config.model, config.data, config.data_dir, config.seed) == (spec.model, "cifar10", "/data/cifar", 3)
+        assert (config.epochs, config.subset, config.val_size) == (quick.epochs, quick.subset, quick.val_size)
+        assert config.log_every == quick.log_every and config.test is False and config.recipe == "resnet_cifar"
+        assert config.overrides == {**quick.overrides, **spec.overrides} == {"batch_size": 32, "lr": 0.025}
+        assert config.model_options == ({"zero_init_residual": True} if spec.group == "ResNet" else {})
+        assert folder.parent == tmp_path
+    vgg = get_experiment("vgg_depth")
+    ((spec, config, _),) = plan(vgg, "quick", "fashion-mnist", None, tmp_path, 0, {"configs": ("A",)})
+    assert config.recipe == "vgg" and config.model_options == {"init": "kaiming"} and config.data_dir is None
+    imagenet = plan(experiment, "smoke", "fashion-mnist", None, tmp_path, 0, {"depths": (18, 34)})
+    assert {config.recipe for _, config, _ in imagenet} == {"resnet_imagenet"}
+
+
 @pytest.mark.fashion_mnist
 def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
     real_fit = runner_module.fit

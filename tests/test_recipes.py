@@ -115,3 +115,56 @@ def test_cosine_goes_from_base_to_zero():
 def test_step_schedule_without_milestones_is_an_error():
     with pytest.raises(ValueError, match="--milestones"):
         make_schedule(override(get_recipe("vgg"), schedule="step"), 100, "vgg_a")
+
+
+def test_the_step_rate_is_divided_by_ten_by_default_and_by_the_recipes_factor_when_it_has_another():
+    assert step_lr(10, 1.0, [5]) == pytest.approx(0.1) and step_lr(10, 1.0, [5, 10]) == pytest.approx(0.01)
+    halving = make_schedule(override(get_recipe("resnet_cifar"), lr_factor=0.5), 100, "resnet20")
+    assert [halving.lr(s) for s in (0, 50, 75)] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_a_one_step_cosine_run_ends_at_zero():
+    assert cosine_lr(1, 1.0, 1) == pytest.approx(0.0) and cosine_lr(0, 1.0, 1) == pytest.approx(1.0)
+
+
+def test_the_plateau_counts_stale_epochs_one_at_a_time_and_restarts_after_an_improvement_or_a_drop():
+    assert [plateau_drops([0.5] * n, 3, 3) for n in (3, 4, 6, 7)] == [0, 1, 1, 2]
+    assert plateau_drops([0.5, 0.4, 0.4, 0.4], 3, 3) == 0 and plateau_drops([0.5, 0.4, 0.4, 0.4, 0.4], 3, 3) == 1
+
+
+def test_an_improvement_must_beat_the_best_by_the_threshold():
+    just = 0.5 - 1e-4  # the best minus the default threshold: not better
+    assert plateau_drops([0.5, just, just, just], 3, 3) == 1
+    assert plateau_drops([0.5, 0.4, 0.3, 0.2], 3, 3) == 0  # steady gains well above the threshold
+    assert plateau_drops([0.5, 0.49995, 0.49992, 0.49991], 3, 3) == 1  # gains below the default 1e-4
+
+
+def test_no_warmup_without_a_warmup_rate_even_for_resnet110():
+    recipe = override(get_recipe("resnet_cifar"), warmup_lr=0.0)
+    assert not make_schedule(recipe, 1000, "resnet110").warmup
+
+
+def test_the_warmup_ends_only_once_the_training_error_is_below_80_percent():
+    schedule = make_schedule(get_recipe("resnet_cifar"), 1000, "resnet110")
+    schedule.observe_train_error(9, 0.8)  # at the threshold, not below it
+    assert schedule.warmup_ended_at is None and schedule.lr(10) == pytest.approx(0.01)
+    schedule.observe_train_error(19, 0.79)
+    assert schedule.warmup_ended_at == 20 and schedule.lr(20) == pytest.approx(0.1)
+
+
+def test_a_schedule_restored_from_a_checkpoint_keeps_its_length_and_observations():
+    plateau = make_schedule(get_recipe("vgg"), 100, "vgg_d")
+    for error in (0.5, 0.5, 0.5, 0.5):
+        plateau.observe_val_error(error)
+    restored = make_schedule(get_recipe("vgg"), 400, "vgg_d")
+    restored.load_state_dict(plateau.state_dict())
+    assert restored.total_steps == 100 and restored.lr(0) == pytest.approx(0.001)
+    restored.observe_val_error(0.4)  # the record goes on from where it stopped
+    assert restored.val_errors == [0.5, 0.5, 0.5, 0.5, 0.4]
+    step = make_schedule(get_recipe("resnet_cifar"), 100, "resnet20")
+    longer = make_schedule(get_recipe("resnet_cifar"), 200, "resnet20")
+    longer.load_state_dict(step.state_dict())
+    assert longer.total_steps == 100 and longer.lr(60) == step.lr(60) == pytest.approx(0.01)
+    old = make_schedule(get_recipe("resnet_cifar"), 200, "resnet20")
+    old.load_state_dict({"val_errors": [], "warmup_ended_at": None})  # a checkpoint from before total_steps
+    assert old.total_steps == 200

@@ -131,3 +131,38 @@ def test_a_run_refused_at_its_set_up_leaves_no_empty_folder(tmp_path):
     with RunDir(tmp_path / "mine").lock():
         pass
     assert (tmp_path / "mine").is_dir()
+
+
+def test_a_file_that_is_not_a_verydeep_checkpoint_is_named_as_such(tmp_path):
+    for i, obj in enumerate(({"model": torch.zeros(2)}, [1, 2])):
+        path = tmp_path / f"other{i}.pt"
+        torch.save(obj, path)
+        with pytest.raises(ValueError, match=f"{path} is not a verydeep checkpoint"):
+            load_checkpoint(path)
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"verydeep": {}, "x": torch.zeros(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"truncated \((RuntimeError|EOFError|UnpicklingError)\)"):
+        load_checkpoint(truncated)
+
+
+def test_the_commit_recorded_is_the_packages_own_wherever_the_run_is_started(tmp_path, monkeypatch):
+    from verydeep.runs import git_commit
+
+    source = Path(__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the tests do not run from a git checkout")
+    monkeypatch.chdir(tmp_path)  # not a repository: the commit comes from where the package lies
+    assert git_commit().removesuffix("+dirty") == head.stdout.strip()
+
+
+def test_each_resumption_is_recorded_with_its_position_and_environment(tmp_path):
+    run = RunDir(tmp_path)
+    run.create()
+    run.write_config({"train": {"model": "resnet20"}})
+    run.record_resumption({"step": 12, "total_steps": 40})
+    run.record_resumption({"step": 30, "total_steps": 40})
+    resumed = run.read_config()["resumed"]
+    assert [(r["step"], r["total_steps"]) for r in resumed] == [(12, 40), (30, 40)]
+    assert all("torch" in r["environment"] for r in resumed)

@@ -264,3 +264,50 @@ def test_a_deterministic_run_gives_the_caller_its_process_settings_back(tmp_path
     fit(cfg, tmp_path, progress=False)
     assert torch.backends.cudnn.benchmark is True and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads
+
+
+def own_network(classes: int) -> torch.nn.Module:
+    """A network built in Python, not in the registry: what a researcher's variant looks like to the loop."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, classes),
+    )
+
+
+def test_a_network_built_in_python_trains_resumes_and_keeps_a_complete_run_folder(tmp_path):
+    from verydeep.data import synthetic
+
+    cfg = TrainConfig(model="my_net", recipe="resnet_cifar", data="synthetic", subset=128, val_size=32, epochs=2,
+                      log_every=1, deterministic=True, overrides={"batch_size": 32}, precision="fp32")  # fmt: skip
+    straight = fit(cfg, tmp_path / "straight", progress=False, model=own_network(synthetic.NUM_CLASSES))
+    with pytest.raises(Interrupted):
+        fit(
+            cfg, tmp_path / "stopped", on_step=interrupt_at(5), progress=False, model=own_network(synthetic.NUM_CLASSES)
+        )
+    resumed = fit(cfg, tmp_path / "stopped", resume=True, progress=False, model=own_network(synthetic.NUM_CLASSES))
+    assert straight["model"] == resumed["model"] == "my_net" and straight["steps"] == resumed["steps"] == 8
+    run = RunDir(tmp_path / "stopped")
+    assert {p.name for p in run.path.iterdir()} >= {"config.json", "metrics.csv", "checkpoint.pt", "summary.json",
+                                                   "model.safetensors"}  # fmt: skip
+    assert json.loads(run.config.read_text())["model"]["name"] == "my_net"
+    assert [r["step"] for r in run.read_metrics() if r["train_error"] is not None] == list(range(1, 9))
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(run.weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_network_built_in_python_is_named_apart_from_the_registry_and_must_fit_the_data(tmp_path):
+    cfg = TrainConfig(model="resnet20", data="synthetic", subset=64, val_size=32, iters=1)
+    with pytest.raises(ValueError, match="names the registered model 'resnet20'"):
+        fit(cfg, tmp_path / "a", progress=False, model=own_network(10))
+    cfg = TrainConfig(model="my_net", data="synthetic", subset=64, val_size=32, iters=1)
+    with pytest.raises(ValueError, match="no paper's recipe: give one"):
+        fit(cfg, tmp_path / "b", progress=False, model=own_network(10))
+    cfg = TrainConfig(model="my_net", recipe="resnet_cifar", data="synthetic", subset=64, val_size=32, iters=1)
+    with pytest.raises(ValueError, match="scores 3 classes"):
+        fit(cfg, tmp_path / "c", progress=False, model=own_network(3))
+    assert not any(tmp_path.iterdir())  # refused runs leave no folder behind

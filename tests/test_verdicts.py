@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from verydeep.experiments import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
-from verydeep.experiments.base import RunResult, RunSpec, compare_val_errors
+from verydeep.experiments.base import RunResult, RunSpec, compare_val_errors, percent
 
 
 def result(label: str, model: str, group: str = "", *, train_error: float = 0.1, val_error: float = 0.1,
@@ -118,6 +118,31 @@ def test_compare_val_errors_has_two_binomial_standard_errors_of_noise():
     assert verdict.reproduced and verdict.within_noise and "two standard errors: 2.80" in verdict.evidence
     reverse = compare_val_errors(by_label(better, worse), "claim", "C", "D")
     assert not reverse.reproduced and reverse.within_noise
+
+
+def test_compare_val_errors_states_both_errors_and_counts_a_tie_as_no_higher():
+    better, worse = result("D", "vgg_d", val_error=0.1234), result("C", "vgg_c", val_error=0.1234)
+    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
+    assert verdict.reproduced and verdict.within_noise  # "no higher": a tie holds, and it is noise
+    assert "D 12.34% vs C 12.34%" in verdict.evidence
+
+
+def test_a_gap_of_exactly_two_standard_errors_is_not_within_noise():
+    # p = 0.25, n = 6: 2 * sqrt(2 * 0.25 * 0.75 / 6) = 2 * 0.25 = 0.5 exactly, the gap between 0 and 0.5
+    better, worse = result("D", "vgg_d", val_error=0.0, val_images=6), result("C", "vgg_c", val_error=0.5)
+    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
+    assert verdict.reproduced and not verdict.within_noise and "two standard errors: 50.00" in verdict.evidence
+
+
+def test_without_a_count_of_val_images_there_is_no_noise_margin():
+    better, worse = result("D", "vgg_d", val_error=0.10), result("C", "vgg_c", val_error=0.1001)
+    del better.summary["val_images"]
+    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
+    assert verdict.reproduced and not verdict.within_noise and "two standard errors: 0.00" in verdict.evidence
+
+
+def test_percent_writes_a_fraction_as_a_percentage_and_nothing_for_a_missing_value():
+    assert percent(0.12345) == "12.35" and percent(0.0) == "0.00" and percent(None) == ""
 
 
 def vgg(errors: dict[str, float]) -> dict[str, RunResult]:

@@ -138,10 +138,10 @@ def bench(
     if dev.type == "cpu":
         set_threads()
     precision = resolve_precision(precision, dev)
-    name = get_entry(model).name
-    recipe = get_recipe(get_entry(name).recipe)
+    entry = get_entry(model)
+    name, recipe = entry.name, get_recipe(entry.recipe)
     if image_size is None and data == "synthetic":
-        image_size = 224 if recipe.name != "resnet_cifar" else 32
+        image_size = entry.input_size
     dataset = load_data(data, image_size=image_size, mean=recipe.mean)
     if not dataset.in_memory:
         raise ValueError(
@@ -172,21 +172,9 @@ def bench(
     with autocast(dev, precision):
         flops_per_image = training_flops(ours, x0, y0) / len(y0)
 
-    base_step = None
+    base_step, base_name = None, None
     if baseline:
-        base_model, base_name = baseline_model(name, options, dev)
-        base_opt = torch.optim.SGD(base_model.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
-        base_batches = cycle(
-            lambda e: iter(baseline_loader(dataset, batch_size, baseline_workers, e, dev.type == "cuda"))
-        )
-
-        def base_step():
-            x, y = next(base_batches)
-            x, y = x.to(dev), y.to(dev)
-            loss = F.cross_entropy(base_model(x), y)
-            base_opt.zero_grad()
-            loss.backward()
-            base_opt.step()
+        base_step, base_name = baseline_step(name, options, dataset, batch_size, baseline_workers, dev, recipe)
 
     peak = matmul_peak(dev, precision)
     ours_times, base_times, data_times = [], [], []
@@ -220,6 +208,24 @@ def bench(
         result.speedup = ips / result.baseline_images_per_second
         result.baseline_model, result.baseline_workers = base_name, baseline_workers
     return result
+
+
+def baseline_step(name: str, options: dict, dataset, batch_size: int, workers: int, dev: torch.device, recipe):
+    """One SGD step of the usual way (torchvision's network where it has ours, float32, a PIL DataLoader), and
+    what it is."""
+    base_model, base_name = baseline_model(name, options, dev)
+    base_opt = torch.optim.SGD(base_model.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
+    base_batches = cycle(lambda e: iter(baseline_loader(dataset, batch_size, workers, e, dev.type == "cuda")))
+
+    def step():
+        x, y = next(base_batches)
+        x, y = x.to(dev), y.to(dev)
+        loss = F.cross_entropy(base_model(x), y)
+        base_opt.zero_grad()
+        loss.backward()
+        base_opt.step()
+
+    return step, base_name
 
 
 def baseline_model(name: str, options: dict, device: torch.device) -> tuple[nn.Module, str]:

@@ -61,60 +61,10 @@ def parse_option(text: str) -> tuple[str, object]:
         return key.replace("-", "_"), value
 
 
-def read_config_file(path: str) -> dict:
-    import json
-    from pathlib import Path
-
-    text = Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of settings, e.g. 'model: resnet20'")
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
 def train_config(args: argparse.Namespace):
-    """Settings from, in rising order: the resumed run's config.json, --config FILE, the command line."""
-    from dataclasses import fields
+    from .config import settings_for
 
-    from .recipes import field_types
-    from .runs import RunDir
-    from .train import TrainConfig
-
-    settings: dict = {}
-    if getattr(args, "resume", False) and getattr(args, "out", None):
-        settings.update(RunDir(args.out).read_config()["train"])
-        settings = {**settings, "overrides": dict(settings.get("overrides", {}))}
-    if getattr(args, "config", None):
-        for key, value in read_config_file(args.config).items():
-            if key in field_types():
-                settings.setdefault("overrides", {})[key] = value
-            elif key == "options":
-                settings.setdefault("model_options", {}).update(value)
-            else:
-                settings[key] = value
-    names = {f.name for f in fields(TrainConfig)}
-    for key, value in vars(args).items():
-        if key in field_types():
-            settings.setdefault("overrides", {})[key] = value
-        elif key == "option":
-            settings.setdefault("model_options", {}).update(dict(value))
-        elif key in names:
-            settings[key] = value
-    if "model" not in settings:
-        raise ValueError("give --model NAME (see `verydeep list`), or --out DIR --resume to continue a run")
-    given = vars(args)
-    if "epochs" in given and "iters" in given:
-        raise ValueError("give --epochs or --iters, not both")
-    if "epochs" in given:
-        settings["iters"] = None
-    if "iters" in given:
-        settings["epochs"] = None
-    return TrainConfig.from_dict(settings)
+    return settings_for(vars(args))
 
 
 def default_out(model: str, data: str) -> str:

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from .config import TrainConfig
 from .data import load_data
+from .data.base import Data
 from .device import (
     Distributed,
     autocast,
@@ -33,66 +32,14 @@ from .device import (
     set_threads,
 )
 from .metrics import evaluate, summarise
-from .recipes import Recipe, get_recipe, override
-from .registry import create_model, get_entry, options_for_data
+from .models.layers import input_channels, output_classes
+from .progress import Progress
+from .recipes import RECIPES, Recipe
+from .registry import create_model, get_entry, is_registered, options_for_data
 from .runs import RunDir
 from .schedules import make_schedule
+from .signals import StopSignal
 from .weights import save_weights
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a run. Written, resolved, to the run folder's config.json."""
-
-    model: str
-    data: str = "fashion-mnist"
-    data_dir: str | None = None
-    recipe: str | None = None  # default: the paper's recipe for this model
-    overrides: dict = field(default_factory=dict)  # recipe fields changed from the paper's values
-    model_options: dict = field(default_factory=dict)
-    epochs: float | None = None  # length of the run; default: the recipe's iterations
-    iters: int | None = None
-    subset: int | None = None
-    val_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 where the hardware has it (CUDA, CPUs with bf16 instructions)
-    channels_last: bool = True
-    compile: bool = False
-    deterministic: bool = False
-    micro_batch: int | None = None  # gradient accumulation: split each step's batch into micro-batches
-    init_from: str | None = None  # VGG Sec. 3.1: start from a trained configuration A
-    log_every: int = 50  # steps between metrics rows
-    checkpoint_every: int | None = None  # steps between checkpoints (always at the end of each epoch)
-    workers: int | None = None
-    skip_bad: bool = False
-    sync_bn: bool = False
-    test: bool = False  # evaluate once on the test split at the end (never used for any choice)
-
-    IDENTITY = ("model", "data", "recipe", "overrides", "model_options", "subset", "val_size", "seed", "init_from")
-
-    def identity(self) -> dict:
-        """What makes two configs the same run, compared by meaning: a model by its canonical name (vgg16 is
-        vgg_d), the recipe by its resolved values ("0.05" and 0.05, lists and tuples alike)."""
-        fields = {key: getattr(self, key) for key in self.IDENTITY if key not in ("overrides", "recipe")}
-        fields["model"] = get_entry(self.model).name
-        fields["recipe"] = self.resolved_recipe()
-        fields["model_options"] = json.loads(json.dumps(self.model_options))
-        return fields
-
-    def resolved_recipe(self) -> Recipe:
-        return override(get_recipe(self.recipe or get_entry(self.model).recipe), **self.overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown setting {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        return cls(**data)
 
 
 def forward_backward(
@@ -125,8 +72,8 @@ class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
-def build_model(cfg: TrainConfig, data) -> nn.Module:
-    """The network for this data: its classes and channels, and VGG's small-image head below 224 px."""
+def build_model(cfg: TrainConfig, data: Data) -> nn.Module:
+    """The registered network for this data: its classes and channels, and VGG's small-image head below 224 px."""
     name = get_entry(cfg.model).name
     options = options_for_data(name, data.num_classes, data.in_channels, data.image_size)
     options.update(cfg.model_options)
@@ -145,78 +92,124 @@ def initialise_from(model: nn.Module, source: str) -> list[str]:
     return initialise_from_a(model, load_weights(path))
 
 
-class Progress:
-    """A tqdm bar on a terminal; plain log lines otherwise (files, CI, notebooks' captured output)."""
+@dataclass(frozen=True)
+class StepPlan:
+    """How the recipe's batch becomes optimizer steps on each process."""
 
-    def __init__(self, total: int, initial: int, enabled: bool, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and self.stream.isatty()
-        self.bar = tqdm(total=total, initial=initial, file=self.stream, dynamic_ncols=True) if self.tty else None
-        self.total = total
-        self.t0, self.s0 = time.perf_counter(), initial
+    rank_batch: int  # images of each step on each process
+    micro: int  # images of each forward and backward pass
+    accumulate: int  # micro-batches a step
+    steps_per_epoch: int
+    total_steps: int
 
-    def update(self, step: int, info: dict) -> None:
-        if self.bar is not None:
-            self.bar.n = step
-            self.bar.set_postfix(
-                loss=f"{info['train_loss']:.3f}",
-                err=f"{100 * info['train_error']:.1f}%",
-                lr=f"{info['lr']:.3g}",
-                img_s=f"{info['images_per_second']:.0f}",
-                refresh=True,
-            )
-        elif self.enabled:
-            done = step - self.s0
-            rate = done / max(time.perf_counter() - self.t0, 1e-9)
-            eta = (self.total - step) / rate if rate > 0 else float("inf")
-            self.write(
-                f"step {step}/{self.total} epoch {info['epoch']:.2f} lr {info['lr']:.3g} "
-                f"loss {info['train_loss']:.4f} error {100 * info['train_error']:.2f}% "
-                f"{info['images_per_second']:.0f} img/s ETA {format_seconds(eta)}"
-            )
-
-    def write(self, line: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(line)
+    @classmethod
+    def make(cls, cfg: TrainConfig, recipe: Recipe, data: Data, world_size: int) -> StepPlan:
+        if recipe.batch_size % world_size:
+            raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {world_size} processes")
+        rank_batch = recipe.batch_size // world_size
+        micro = cfg.micro_batch or rank_batch
+        if rank_batch % micro:
+            raise ValueError(f"--micro-batch {micro} must divide the per-process batch {rank_batch}")
+        steps_per_epoch = data.num_batches("train", rank_batch, world_size=world_size)
+        if steps_per_epoch == 0:
+            raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
+        if cfg.iters is not None:
+            total = cfg.iters
+        elif cfg.epochs is not None:
+            total = max(1, round(cfg.epochs * steps_per_epoch))
         else:
-            print(line, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+            total = recipe.iterations
+        return cls(rank_batch, micro, rank_batch // micro, steps_per_epoch, total)
 
 
-def format_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    s = int(s)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+@dataclass
+class Setup:
+    """A config's names resolved into the objects a run trains with (``resolve``)."""
+
+    recipe: Recipe
+    data: Data
+    model: nn.Module  # as built (or given), on the CPU
+    name: str  # the registered name, or the config's name for a network built in Python
+    options: dict  # what the registered builder was given ({} for a network built in Python)
+    plan: StepPlan
+    copied: list[str]  # the layers --init-from copied into the model
 
 
-class StopSignal:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so it can checkpoint first."""
+def resolve(cfg: TrainConfig, dist: Distributed, model: nn.Module | None = None, fresh: bool = True) -> Setup:
+    """Turn the config's names into objects: the recipe, the data, the network (``model`` if given, else the
+    registered one, started from --init-from in a ``fresh`` run) and the batch arithmetic."""
+    recipe = cfg.resolved_recipe()
+    if dist.local_rank != 0:
+        dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
+    data = load_data(
+        cfg.data,
+        cfg.data_dir,
+        mean=recipe.mean,
+        val_size=cfg.val_size,
+        subset=cfg.subset,
+        skip_bad=cfg.skip_bad,
+        scale=recipe.scale,
+        color_jitter=recipe.color_jitter,
+        workers=cfg.workers,
+    )
+    if dist.local_rank == 0:
+        dist.barrier()
+    if data.sizes.get("val", 0) == 0 and recipe.schedule == "plateau":
+        raise ValueError(
+            "the plateau schedule lowers the rate when the val error stops falling, and --val-size 0 leaves no "
+            "val split: give --val-size 1 or more, or --schedule step or cosine"
+        )
+    torch.manual_seed(cfg.seed)
+    if model is None:
+        model = build_model(cfg, data)
+        name, options = model.verydeep_name, model.verydeep_options
+    else:
+        check_fits(cfg, model, data)
+        name, options = cfg.model, {}
+    copied = initialise_from(model, cfg.init_from) if cfg.init_from and fresh else []
+    return Setup(recipe, data, model, name, options, StepPlan.make(cfg, recipe, data, dist.world_size), copied)
 
-    def __init__(self):
-        self.received: int | None = None
-        self.previous = {}
 
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self.previous[sig] = signal.signal(sig, self.handle)
-        return self
+def check_named_apart(cfg: TrainConfig) -> None:
+    """A network built in Python has a name of its own in the config, and a recipe (it has no paper's)."""
+    if is_registered(cfg.model):
+        raise ValueError(
+            f"the config names the registered model {cfg.model!r}, but a network built in Python was given: "
+            "name it apart, e.g. TrainConfig(model='my_net', recipe=...), or leave model= out to build the "
+            "registered one"
+        )
+    if cfg.recipe is None:
+        raise ValueError(
+            f"{cfg.model!r} is not a registered model, so it has no paper's recipe: give one, e.g. "
+            f"TrainConfig(model={cfg.model!r}, recipe='resnet_cifar'); valid recipes: {', '.join(RECIPES)}"
+        )
 
-    def handle(self, signum, frame):
-        if self.received is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.received = signum
 
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+def check_fits(cfg: TrainConfig, model: nn.Module, data: Data) -> None:
+    """A network built in Python takes the data's images and scores its classes."""
+    channels, classes = input_channels(model), output_classes(model)
+    if channels not in (None, data.in_channels) or classes not in (None, data.num_classes):
+        raise ValueError(
+            f"{cfg.model} takes {channels}-channel images and scores {classes} classes; {data.name} has "
+            f"{data.in_channels}-channel images of {data.num_classes} classes"
+        )
+
+
+def claim_run_folder(run: RunDir, cfg: TrainConfig, resume: bool, dist: Distributed) -> dict | None:
+    """Rank 0, which alone writes the folder, decides whether it may be used; every process learns the answer,
+    so that all of them go on or all stop with the same error. Returns the checkpoint to resume from."""
+    checkpoint, refusal = None, None
+    if dist.is_main:
+        try:
+            checkpoint = checkpoint_to_resume(run, cfg, resume)
+        except (ValueError, OSError) as error:
+            refusal = error
+    refusal = dist.broadcast_object(refusal)
+    if refusal is not None:
+        raise refusal
+    if resume and not dist.is_main:
+        checkpoint = run.load_checkpoint()  # across machines, --resume needs --out on shared storage
+    return checkpoint
 
 
 def fit(
@@ -225,11 +218,16 @@ def fit(
     resume: bool = False,
     on_step: Callable[[int], None] | None = None,
     progress: bool = True,
+    model: nn.Module | None = None,
 ) -> dict:
     """Train ``cfg`` into the run folder ``out`` and return its summary.
 
     With ``resume``, continue the run saved in ``out`` from its checkpoint to the end ``cfg`` now asks for:
     the same data order, schedule and random numbers, metrics appended without duplicates.
+
+    ``model``: a network built in Python instead of the registered ``cfg.model``; the config then gives it a
+    name of its own and a recipe. It trains with the same loop, run folder and resume (give the same network,
+    freshly built, to resume).
 
     Under torchrun each process trains on its share of every batch (DistributedDataParallel) and rank 0 alone
     writes the run folder. A process that fails says which it is before the error ends the job.
@@ -237,9 +235,17 @@ def fit(
     dist = Distributed.from_env()
     device = pick_device(cfg.device, dist.local_rank)
     started = dist.init(device)
+    run = RunDir(out)
+    if model is not None:
+        check_named_apart(cfg)
     try:
-        with process_settings(cfg.deterministic), RunDir(out).lock() if dist.is_main else contextlib.nullcontext():
-            return Trainer(cfg, out, resume, dist, device, progress, on_step).run()
+        with process_settings(cfg.deterministic), run.lock() if dist.is_main else contextlib.nullcontext():
+            threads = set_threads(dist.world_size) if device.type == "cpu" else None
+            checkpoint = claim_run_folder(run, cfg, resume, dist)
+            setup = resolve(cfg, dist, model, fresh=checkpoint is None)
+            trainer = Trainer(cfg, setup, run, dist, device, checkpoint, progress, on_step)
+            trainer.announce(setup, threads, checkpoint is not None)
+            return trainer.run()
     except Interrupted:  # every process stops at the same step, in order
         raise
     except BaseException as error:
@@ -252,7 +258,7 @@ def fit(
 
 
 class Trainer:
-    """One run: set up from its config (and checkpoint), train to the end, keep the run folder current.
+    """One run: set up from its resolved config (and checkpoint), train to the end, keep the run folder current.
 
     Every step's statistics stay on the device; they are read (and, under torchrun, summed over processes) once
     per logged window and once per epoch, so the loop never waits on the device in between.
@@ -261,74 +267,26 @@ class Trainer:
     def __init__(
         self,
         cfg: TrainConfig,
-        out: str | Path,
-        resume: bool,
+        setup: Setup,
+        run: RunDir,
         dist: Distributed,
         device: torch.device,
+        checkpoint: dict | None = None,
         progress: bool = True,
         on_step: Callable[[int], None] | None = None,
     ):
-        self.cfg, self.dist, self.device, self.on_step = cfg, dist, device, on_step
-        threads = set_threads(dist.world_size) if device.type == "cpu" else None
+        self.cfg, self.run_dir, self.dist, self.device, self.on_step = cfg, run, dist, device, on_step
         self.precision = resolve_precision(cfg.precision, device)
-        self.recipe = recipe = cfg.resolved_recipe()
-        self.run_dir = run = RunDir(out)
-        checkpoint = self.claim_run_folder(resume)
-
-        if dist.local_rank != 0:
-            dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
-        self.data = data = load_data(
-            cfg.data,
-            cfg.data_dir,
-            mean=recipe.mean,
-            val_size=cfg.val_size,
-            subset=cfg.subset,
-            skip_bad=cfg.skip_bad,
-            scale=recipe.scale,
-            color_jitter=recipe.color_jitter,
-            workers=cfg.workers,
-        )
-        if dist.local_rank == 0:
-            dist.barrier()
+        self.recipe, self.data, self.plan = setup.recipe, setup.data, setup.plan
+        self.name, self.options = setup.name, setup.options
         # --val-size 0 trains on the whole training set, as the ResNet paper's test figures were (Sec. 4.2: the
         # schedule was chosen on 45k/5k, the reported nets trained on all 50k): no val evaluation each epoch
-        self.validate = data.sizes.get("val", 0) > 0
-        if not self.validate and recipe.schedule == "plateau":
-            raise ValueError(
-                "the plateau schedule lowers the rate when the val error stops falling, and --val-size 0 leaves no "
-                "val split: give --val-size 1 or more, or --schedule step or cosine"
-            )
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg, data)
-        self.name, self.options = model.verydeep_name, model.verydeep_options
-        copied = initialise_from(model, cfg.init_from) if cfg.init_from and checkpoint is None else []
-
-        if recipe.batch_size % dist.world_size:
-            raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {dist.world_size} processes")
-        self.rank_batch = recipe.batch_size // dist.world_size
-        self.micro = cfg.micro_batch or self.rank_batch
-        if self.rank_batch % self.micro:
-            raise ValueError(f"--micro-batch {self.micro} must divide the per-process batch {self.rank_batch}")
-        self.accumulate = self.rank_batch // self.micro
-        self.steps_per_epoch = data.num_batches("train", self.rank_batch, world_size=dist.world_size)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
-        if cfg.iters is not None:
-            self.total_steps = cfg.iters
-        elif cfg.epochs is not None:
-            self.total_steps = max(1, round(cfg.epochs * self.steps_per_epoch))
-        else:
-            self.total_steps = recipe.iterations
-        self.schedule = make_schedule(recipe, self.total_steps, self.name)
-
-        model = model.to(device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.sync_bn and dist.enabled:
-            model = convert_sync_batchnorm(model, device)
-        self.model = model
+        self.validate = self.data.sizes.get("val", 0) > 0
+        self.schedule = make_schedule(self.recipe, self.plan.total_steps, self.name)
+        self.model = self.net = self.place(setup.model)
+        recipe = self.recipe
         self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+            self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
         self.step, self.seconds, self.images_seen = 0, 0.0, 0
         self.last_val: dict = {}
@@ -340,54 +298,49 @@ class Trainer:
             if checkpoint is None:
                 run.write_config(self.describe())
             else:  # the original record stays; each resumption is added to it
-                run.record_resumption({"step": self.step, "total_steps": self.total_steps})
+                run.record_resumption({"step": self.step, "total_steps": self.plan.total_steps})
                 run.truncate_metrics(self.step)
-        self.net = model
         if dist.enabled:
             device_ids = [device.index] if device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         if cfg.compile:
             self.net = torch.compile(self.net)
-
         self.tensorboard = open_tensorboard(run.path) if dist.is_main else None
-        self.bar = Progress(self.total_steps, self.step, enabled=progress and dist.is_main)
-        for note in data.notes:
-            self.bar.write(f"note: {note}")
-        if copied:
-            self.bar.write(f"initialised from {cfg.init_from}: {', '.join(copied)}")
-        if checkpoint is not None and self.schedule.total_steps != self.total_steps:
-            self.bar.write(
-                f"note: the schedule keeps the run's original length of {self.schedule.total_steps} steps; steps "
-                f"beyond it train at its final learning rate"
-            )
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
-        if threads is not None and dist.enabled and threads * local_processes < physical_cores():
-            self.bar.write(
-                f"{threads} thread(s) in each of {local_processes} processes on {physical_cores()} cores: torchrun "
-                f"sets OMP_NUM_THREADS=1 unless it is set; OMP_NUM_THREADS={physical_cores() // local_processes} "
-                "uses them all"
-            )
+        self.bar = Progress(self.plan.total_steps, self.step, enabled=progress and dist.is_main)
         self.pending: list[dict] = []  # metrics rows not yet written
         self.window = torch.zeros(4, dtype=torch.float64, device=device)  # loss, errors, top-5 errors, images
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
         self.window_t0 = time.perf_counter()
         self.fresh = checkpoint is None
 
-    def claim_run_folder(self, resume: bool) -> dict | None:
-        """Rank 0, which alone writes the folder, decides whether it may be used; every process learns the
-        answer, so that all of them go on or all stop with the same error."""
-        checkpoint, refusal = None, None
-        if self.dist.is_main:
-            try:
-                checkpoint = checkpoint_to_resume(self.run_dir, self.cfg, resume)
-            except (ValueError, OSError) as error:
-                refusal = error
-        refusal = self.dist.broadcast_object(refusal)
-        if refusal is not None:
-            raise refusal
-        if resume and not self.dist.is_main:
-            checkpoint = self.run_dir.load_checkpoint()  # across machines, --resume needs --out on shared storage
-        return checkpoint
+    def place(self, model: nn.Module) -> nn.Module:
+        """The network on the device, in the memory format and BatchNorm the config asks for."""
+        model = model.to(self.device)
+        if self.cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.cfg.sync_bn and self.dist.enabled:
+            model = convert_sync_batchnorm(model, self.device)
+        return model
+
+    def announce(self, setup: Setup, threads: int | None, resumed: bool) -> None:
+        """What the user should know before the first step: the data's notes, the copied layers, a schedule that
+        keeps its length on resume, threads left idle under torchrun."""
+        for note in setup.data.notes:
+            self.bar.write(f"note: {note}")
+        if setup.copied:
+            self.bar.write(f"initialised from {self.cfg.init_from}: {', '.join(setup.copied)}")
+        if resumed and self.schedule.total_steps != self.plan.total_steps:
+            self.bar.write(
+                f"note: the schedule keeps the run's original length of {self.schedule.total_steps} steps; steps "
+                f"beyond it train at its final learning rate"
+            )
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
+        if threads is not None and self.dist.enabled and threads * local_processes < physical_cores():
+            self.bar.write(
+                f"{threads} thread(s) in each of {local_processes} processes on {physical_cores()} cores: torchrun "
+                f"sets OMP_NUM_THREADS=1 unless it is set; OMP_NUM_THREADS={physical_cores() // local_processes} "
+                "uses them all"
+            )
 
     def describe(self) -> dict:
         data = self.data
@@ -408,9 +361,9 @@ class Trainer:
                 "device": str(self.device),
                 "precision": self.precision,
                 "world_size": self.dist.world_size,
-                "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps,
-                "micro_batch": self.micro,
+                "steps_per_epoch": self.plan.steps_per_epoch,
+                "total_steps": self.plan.total_steps,
+                "micro_batch": self.plan.micro,
             },
         }
 
@@ -483,7 +436,7 @@ class Trainer:
         self.net.train()
         try:
             with StopSignal() as stop:
-                while self.step < self.total_steps:
+                while self.step < self.plan.total_steps:
                     self.train_epoch(stop)
         finally:
             self.bar.close()
@@ -493,14 +446,14 @@ class Trainer:
 
     def train_epoch(self, stop: StopSignal) -> None:
         """From the current step to the end of its epoch (or of the run), then evaluate and checkpoint."""
-        epoch, start = divmod(self.step, self.steps_per_epoch)
+        epoch, start = divmod(self.step, self.plan.steps_per_epoch)
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         t0, images = time.perf_counter(), 0
         batches = self.data.batches(
             "train",
-            self.micro,
+            self.plan.micro,
             epoch=epoch,
-            start=start * self.accumulate,
+            start=start * self.plan.accumulate,
             seed=self.cfg.seed,
             augment=self.recipe.augment,
             rank=self.dist.rank,
@@ -511,12 +464,12 @@ class Trainer:
         micro_index = 0
         for x, y in batches:
             micro_index += 1
-            last = micro_index == self.accumulate
+            last = micro_index == self.plan.accumulate
             # DDP averages gradients over processes only on the last micro-batch of a step
             sync = self.net.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
             with sync:
                 loss, logits = forward_backward(
-                    self.net, x, y, self.device, self.precision, self.recipe.label_smoothing, self.accumulate
+                    self.net, x, y, self.device, self.precision, self.recipe.label_smoothing, self.plan.accumulate
                 )
             stats = summarise(logits.float(), y)
             self.window += stats
@@ -527,7 +480,7 @@ class Trainer:
             micro_index = 0
             lr = self.optimizer_step()
             images += self.recipe.batch_size
-            end_of_epoch = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+            end_of_epoch = self.step % self.plan.steps_per_epoch == 0 or self.step == self.plan.total_steps
             if self.step % self.cfg.log_every == 0 or end_of_epoch:
                 self.log_window(lr, epoch)
             if end_of_epoch:
@@ -539,7 +492,7 @@ class Trainer:
                 self.seconds += time.perf_counter() - t0
                 self.save()
                 raise Interrupted(
-                    f"stopped by signal at step {self.step}/{self.total_steps}; the checkpoint is saved",
+                    f"stopped by signal at step {self.step}/{self.plan.total_steps}; the checkpoint is saved",
                     f"verydeep train --out {self.run_dir.path} --resume",
                 )
 
@@ -562,7 +515,7 @@ class Trainer:
         now = time.perf_counter()
         row = {
             "step": self.step,
-            "epoch": self.step / self.steps_per_epoch,
+            "epoch": self.step / self.plan.steps_per_epoch,
             "lr": lr,
             "train_loss": loss_sum / count,
             "train_error": wrong / count,
@@ -582,8 +535,8 @@ class Trainer:
         self.dist.all_reduce_sum(totals)
         self.epoch_error = (totals[1] / totals[3].clamp(min=1)).item()
         speed = images / max(train_seconds, 1e-9)
-        row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, "lr": lr, "images_per_second": speed}
-        line = f"epoch {self.step / self.steps_per_epoch:.2f}: train error {100 * self.epoch_error:.2f}%, "
+        row = {"step": self.step, "epoch": self.step / self.plan.steps_per_epoch, "lr": lr, "images_per_second": speed}
+        line = f"epoch {self.step / self.plan.steps_per_epoch:.2f}: train error {100 * self.epoch_error:.2f}%, "
         if self.validate:
             self.last_val = self.evaluate("val")
             if not math.isfinite(self.last_val["loss"]):
@@ -601,7 +554,7 @@ class Trainer:
     def evaluate(self, split: str) -> dict:
         batches = self.data.batches(
             split,
-            self.rank_batch,
+            self.plan.rank_batch,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             device=self.device,
@@ -616,7 +569,7 @@ class Trainer:
             "options": self.options,
             "data": self.data.name,
             "recipe": self.recipe.name,
-            "epochs": self.step / self.steps_per_epoch,
+            "epochs": self.step / self.plan.steps_per_epoch,
             "steps": self.step,
             "train_error": self.epoch_error,
             "val_error": self.last_val.get("error"),
@@ -636,7 +589,7 @@ class Trainer:
                     self.run_dir.path / "eval_test_center.json", {"split": "test", "protocol": "center", **result}
                 )
         if self.dist.is_main:
-            save_weights(self.model, self.run_dir.weights)
+            save_weights(self.model, self.run_dir.weights, spec=(self.name, self.options))
             self.run_dir.write_json(self.run_dir.summary, summary)
         return summary
 

@@ -43,9 +43,10 @@ def model_spec(model: nn.Module) -> tuple[str, dict]:
     return name, dict(model.verydeep_options)
 
 
-def save_weights(model: nn.Module, path: str | Path, **metadata: str) -> Path:
-    """Write the weights with the model's name and options in the file's metadata."""
-    name, options = model_spec(model)
+def save_weights(model: nn.Module, path: str | Path, spec: tuple[str, dict] | None = None, **metadata: str) -> Path:
+    """Write the weights with the model's name and options in the file's metadata (``spec``: those of a network
+    not built by ``create_model``)."""
+    name, options = spec or model_spec(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

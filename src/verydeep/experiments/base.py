@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import TrainConfig
 from ..runs import RunDir
-from ..train import TrainConfig
 
 
 @dataclass(frozen=True)
