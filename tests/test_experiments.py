@@ -1,6 +1,7 @@
 """Every experiment's smoke preset runs end to end, and an interrupted reproduction continues where it stopped."""
 
 import json
+import re
 import os
 import signal
 from pathlib import Path
@@ -180,3 +181,35 @@ def test_drawing_a_figure_leaves_the_callers_matplotlib_backend_alone(tmp_path):
         assert path.read_bytes().startswith(b"\x89PNG") and matplotlib.get_backend() == "svg"
     finally:
         dict.__setitem__(matplotlib.rcParams, "backend", previous)
+
+
+def test_run_keys_are_the_model_and_eight_hex_digits_whatever_the_order_of_the_options():
+    from verydeep.experiments.base import run_key
+    from verydeep.train import TrainConfig
+
+    one = TrainConfig(model="resnet20", model_options={"shortcut": "B", "zero_init_residual": True})
+    other = TrainConfig(model="resnet20", model_options={"zero_init_residual": True, "shortcut": "B"})
+    assert re.fullmatch(r"resnet20-[0-9a-f]{8}", run_key(one)) and run_key(one) == run_key(other)
+
+
+def test_a_presets_val_size_reaches_its_runs(tmp_path):
+    from verydeep.experiments.base import Preset, RunSpec, run_config
+
+    config = run_config(get_experiment("degradation"), Preset("held out", val_size=1000, subset=2000),
+                        RunSpec("plain-20", "plain20"), "fashion-mnist", None, 0)  # fmt: skip
+    assert (config.val_size, config.subset, config.test) == (1000, 2000, False)
+
+
+def test_a_trained_run_is_loaded_with_its_summary_and_metrics_and_counts_as_finished_once_it_has_a_summary(tmp_path):
+    from verydeep.experiments.base import RunSpec, finished, load_result
+
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.append_metrics([{"step": 10, "train_error": 0.5}, {"step": 20, "val_error": 0.4}])
+    assert not finished(run.path)
+    run.write_json(run.summary, {"val_error": 0.4, "steps": 20})
+    spec = RunSpec("plain-20", "plain20")
+    result = load_result(spec, run.path)
+    assert finished(run.path) and result.spec is spec and result.path == run.path
+    assert result.summary == {"val_error": 0.4, "steps": 20}
+    assert result.series("val_error") == ([20], [0.4]) and result.series("train_error") == ([10], [0.5])

@@ -97,6 +97,46 @@ def test_the_noise_comes_from_the_last_epochs_windows_only():
     assert degradation.standard_error(result("z", "plain20", windows=(0.3,))) == math.inf  # one window: no spread
 
 
+def test_with_three_depths_the_deepest_is_compared_with_the_shallowest_not_the_middle_one():
+    runs = degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05))
+    runs["plain-32"] = result("plain-32", "plain32", "plain", train_error=0.05, windows=spread(0.05, 0.002))
+    runs["ResNet-32"] = result("ResNet-32", "resnet32", "ResNet", train_error=0.30, windows=spread(0.30, 0.002))
+    plain, resnet = degradation.verdicts(runs, {})
+    assert plain.reproduced and resnet.reproduced  # 56 against 20; 32 against 20 would read the other way
+    assert "Final-epoch training error plain-56 20.00% vs plain-20 10.00%" in plain.evidence
+    assert "Final-epoch training error ResNet-56 5.00% vs ResNet-20 10.00%" in resnet.evidence
+
+
+def test_a_tie_is_no_degradation_and_no_higher_error():
+    plain, resnet = degradation.verdicts(degradation_runs(plain=(0.10, 0.10), resnet=(0.10, 0.10)), {})
+    assert not plain.reproduced and plain.within_noise  # "higher" is strict
+    assert resnet.reproduced and resnet.within_noise  # "no higher" holds
+
+
+def test_a_gap_of_exactly_the_noise_is_not_within_noise(monkeypatch):
+    deep = result("plain-56", "plain56", "plain", train_error=0.75)
+    shallow = result("plain-20", "plain20", "plain", train_error=0.125)
+    errors = {"plain-56": 0.1875, "plain-20": 0.25}  # 2 * sqrt(0.1875^2 + 0.25^2) = 0.625 = 0.75 - 0.125 exactly
+    monkeypatch.setattr(degradation, "standard_error", lambda r: errors[r.spec.label])
+    verdict = degradation.compare(deep, shallow, True, "claim")
+    assert verdict.reproduced and not verdict.within_noise
+
+
+def test_the_last_epochs_windows_start_after_the_previous_epoch_and_fall_back_to_the_last_window():
+    run = result("x", "plain20", val_series=((100, 0.5), (200, 0.4)))
+    run.metrics = [{"step": s, "train_error": e, "val_error": None} for s, e in ((50, 0.7), (100, 0.6), (150, 0.35),
+                   (200, 0.33))] + [{"step": 100, "val_error": 0.5}, {"step": 200, "val_error": 0.4}]  # fmt: skip
+    assert degradation.final_epoch_windows(run) == [0.35, 0.33]  # not the window logged at the epoch's start
+    one_epoch = result("y", "plain20", val_series=((4, 0.4),))
+    one_epoch.metrics = [{"step": s, "train_error": 0.1 * s, "val_error": None} for s in (1, 2, 3, 4)]
+    assert degradation.final_epoch_windows(one_epoch) == pytest.approx([0.1, 0.2, 0.3, 0.4])  # from step 1 on
+    stale = result("z", "plain20", val_series=((100, 0.5), (200, 0.4)))
+    stale.metrics = [{"step": s, "train_error": e} for s, e in ((40, 0.7), (80, 0.6), (100, 0.5))] + [
+        {"step": 100, "val_error": 0.5}, {"step": 200, "val_error": 0.4}]  # fmt: skip
+    assert degradation.final_epoch_windows(stale) == [0.5]  # no window in the last epoch: the last one
+    assert degradation.standard_error(result("w", "plain20", windows=(0.3, 0.5))) == pytest.approx(0.1)
+
+
 def test_the_degradation_table_lists_plain_nets_first_by_depth_with_the_papers_figures():
     header, rows = degradation.table(degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05)), {})
     assert [row[0] for row in rows] == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
@@ -177,6 +217,22 @@ def test_the_shortcut_verdicts_follow_table_3():
     assert not b_vs_a.reproduced and c_vs_b.reproduced
 
 
+def test_the_vgg_and_shortcut_claims_say_what_the_papers_claim():
+    claims = [v.claim for v in vgg_depth.verdicts(vgg({"A": 0.3, "A-LRN": 0.3, "C": 0.2, "D": 0.2, "E": 0.2}), {})]
+    assert claims == [
+        "depth helps: E (19 weight layers) has no higher error than A (11)",
+        "LRN does not help: A-LRN is no better than A",
+        "1x1 convs are worse than 3x3 at equal depth: C has no lower error than D",
+    ]
+    (only,) = vgg_depth.verdicts(vgg({"A": 0.3, "E": 0.2}), {})  # exactly the two a claim needs
+    assert only.claim.startswith("depth helps")
+    runs = by_label(*(result(f"option {o}", "resnet20", "ResNet") for o in "ABC"))
+    assert [v.claim for v in shortcuts.verdicts(runs, {})] == [
+        "B (projections where dimensions grow) is no worse than A (zero-padding)",
+        "C (projections everywhere) is no worse than B",
+    ]
+
+
 # Initialising from A (VGG Sec. 3.1): steps to reach A's final validation error
 
 
@@ -204,13 +260,37 @@ def test_the_init_from_a_verdict_compares_steps_to_reach_as_final_error(warm, co
     assert verdict.reproduced is holds and verdict.claim.startswith("D initialised from A trains faster")
 
 
+def test_the_init_from_a_evidence_gives_the_steps_and_the_final_errors():
+    (verdict,) = vgg_init.verdicts(init_runs(((10, 0.25), (20, 0.19)), ((10, 0.40), (20, 0.30))), {})
+    assert verdict.evidence == (
+        "Steps to reach A's final validation error (20.00%): from A 20, random never; final validation error "
+        "19.00% vs 30.00%."
+    )
+    (verdict,) = vgg_init.verdicts(init_runs(((10, 0.30), (20, 0.25)), ((10, 0.19), (20, 0.15))), {})
+    assert "from A never, random 10;" in verdict.evidence
+
+
+def test_vgg_init_trains_a_then_each_configuration_from_random_and_from_a():
+    preset = vgg_init.EXPERIMENT.presets["quick"]
+    specs = vgg_init.runs({"configs": ("D", "E")}, preset)
+    assert [(s.label, s.model, s.group, s.init_from) for s in specs] == [
+        ("A", "vgg_a", "A", None),
+        ("D random", "vgg_d", "D", None), ("D from A", "vgg_d", "D", "A"),
+        ("E random", "vgg_e", "E", None), ("E from A", "vgg_e", "E", "A"),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="--configs A-LRN: A's weights start the deeper configurations B, C, D, E"):
+        vgg_init.runs({"configs": ("A-LRN",)}, preset)
+
+
 def test_steps_to_reach_is_the_first_evaluated_step_at_or_below_the_target():
     run = result("x", "vgg_d", val_series=((10, 0.5), (20, 0.2), (30, 0.1), (40, 0.2)))
     assert vgg_init.steps_to_reach(run, 0.2) == 20
     assert vgg_init.steps_to_reach(run, 0.15) == 30
     assert vgg_init.steps_to_reach(run, 0.05) is None
     header, rows = vgg_init.table(init_runs(((10, 0.30), (20, 0.20)), ((10, 0.30), (20, 0.25))), {})
-    assert {row[0]: row[-1] for row in rows} == {"A": "", "D random": "never", "D from A": "20"}
+    assert header == ["run", "train error %", "val error %", "steps to reach A's val error"]
+    assert rows == [["A", "10.00", "20.00", ""], ["D random", "10.00", "25.00", "never"],
+                    ["D from A", "10.00", "20.00", "20"]]  # fmt: skip
 
 
 # Strength of layer responses (ResNet Fig. 7): the mean std of the 3x3 layers' responses
@@ -239,3 +319,14 @@ def test_the_layer_response_verdicts_read_not_reproduced_the_other_way_round():
     assert [v.reproduced for v in verdicts] == [False, False, False]
     verdicts = layer_responses.verdicts(*responses(plain20=1.0, resnet20=0.5, plain56=1.0, resnet56=0.6))
     assert [v.reproduced for v in verdicts] == [True, True, False]  # ResNets weaker, but the deeper one not
+
+
+def test_equal_responses_are_not_weaker_and_one_depth_has_no_depth_claim():
+    verdicts = layer_responses.verdicts(*responses(plain20=1.0, resnet20=1.0, plain56=0.8, resnet56=1.0))
+    assert [v.reproduced for v in verdicts] == [False, False, False]  # "more weakly" is strict, both ways
+    assert verdicts[0].evidence == "Mean response std ResNet-20 1.000 vs plain-20 1.000."
+    runs, analysis = responses(plain20=1.0, resnet20=0.5, plain56=1.0, resnet56=0.5)
+    shallow = {label: r for label, r in runs.items() if label.endswith("-20")}
+    assert [v.claim for v in layer_responses.verdicts(shallow, analysis)] == [
+        "ResNet-20 responds more weakly than plain-20"
+    ]
