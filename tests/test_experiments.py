@@ -1,8 +1,8 @@
 """Every experiment's smoke preset runs end to end, and an interrupted reproduction continues where it stopped."""
 
 import json
-import re
 import os
+import re
 import signal
 from pathlib import Path
 
