@@ -105,6 +105,7 @@ def test_with_three_depths_the_deepest_is_compared_with_the_shallowest_not_the_m
     assert plain.reproduced and resnet.reproduced  # 56 against 20; 32 against 20 would read the other way
     assert "Final-epoch training error plain-56 20.00% vs plain-20 10.00%" in plain.evidence
     assert "Final-epoch training error ResNet-56 5.00% vs ResNet-20 10.00%" in resnet.evidence
+    assert "(plain-56)" in plain.claim and "(ResNet-56)" in resnet.claim
 
 
 def test_a_tie_is_no_degradation_and_no_higher_error():
