@@ -95,7 +95,7 @@ def test_a_bf16_run_records_its_precision_and_saves_float32_weights(tmp_path):
     cfg = TrainConfig(model="resnet20", data="synthetic", subset=64, val_size=32, iters=2, log_every=1,
                       overrides={"batch_size": 32}, precision="bf16")  # fmt: skip
     summary = fit(cfg, tmp_path, progress=False)
-    assert summary["precision"] == "bf16"
+    assert summary.precision == "bf16"
     assert json.loads((tmp_path / "config.json").read_text())["run"]["precision"] == "bf16"
     weights = load_file(tmp_path / "model.safetensors").values()
     assert {t.dtype for t in weights if t.is_floating_point()} == {torch.float32}

@@ -60,7 +60,8 @@ def assert_same_run(two: RunDir, one: RunDir) -> None:
         assert close.all(), f"{name}: largest difference {(got[name] - expected[name]).abs().max()}"
     for mine, theirs in zip(two.read_metrics(), one.read_metrics(), strict=True):
         for key in ("step", "train_loss", "train_error", "val_loss", "val_error"):
-            assert (mine[key] is None and theirs[key] is None) or mine[key] == pytest.approx(theirs[key], rel=1e-4), key
+            a, b = getattr(mine, key), getattr(theirs, key)
+            assert (a is None and b is None) or a == pytest.approx(b, rel=1e-4), key
 
 
 # Two steps at lr 0.01, then the tolerance of float rounding: a training step amplifies the rounding

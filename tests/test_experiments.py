@@ -4,15 +4,25 @@ import json
 import os
 import re
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from verydeep.cli import main
-from verydeep.experiments import EXPERIMENTS, ExperimentInterrupted, get_experiment, reproduce
-from verydeep.experiments import runner as runner_module
-from verydeep.experiments.runner import plan
-from verydeep.runs import RunDir
+from verydeep.config import TrainConfig
+from verydeep.experiments import (
+    EXPERIMENTS,
+    ExperimentFailed,
+    ExperimentInterrupted,
+    get_experiment,
+    reproduce,
+    workers,
+)
+from verydeep.experiments.base import RunSpec
+from verydeep.experiments.runner import plan, reproduce_command
+from verydeep.runs import MetricsRow, RunDir, Summary, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +104,7 @@ def test_each_run_is_configured_from_its_experiment_preset_and_spec(tmp_path):
 
 @pytest.mark.fashion_mnist
 def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
-    real_fit = runner_module.fit
+    real_fit = workers.fit
     calls, interrupted_once = [], []
 
     def fit_interrupting_the_second_run(config, folder, resume=False, **kw):
@@ -104,7 +114,7 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkey
             kw["on_step"] = lambda step: step == 3 and os.kill(os.getpid(), signal.SIGINT)
         return real_fit(config, folder, resume=resume, progress=False, **kw)
 
-    monkeypatch.setattr(runner_module, "fit", fit_interrupting_the_second_run)
+    monkeypatch.setattr(workers, "fit", fit_interrupting_the_second_run)
     experiment = get_experiment("shortcuts")
     with pytest.raises(ExperimentInterrupted):
         reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, log=lambda s: None)
@@ -149,9 +159,9 @@ def test_imagenet_degradation_compares_parameter_free_shortcuts():
 
 def test_the_report_gives_the_shortest_command_that_reproduces_it():
     experiment = get_experiment("degradation")
-    short = runner_module.reproduce_command(experiment, "quick", "fashion-mnist", 0, dict(experiment.defaults))
+    short = reproduce_command(experiment, "quick", "fashion-mnist", 0, dict(experiment.defaults))
     assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]
-    long = runner_module.reproduce_command(experiment, "quick", "cifar10", 3, {"depths": (20, 110)})
+    long = reproduce_command(experiment, "quick", "cifar10", 3, {"depths": (20, 110)})
     assert long[5:] == ["--data", "cifar10", "--seed", "3", "--depths", "20,110"]
 
 
@@ -205,11 +215,56 @@ def test_a_trained_run_is_loaded_with_its_summary_and_metrics_and_counts_as_fini
 
     run = RunDir(tmp_path / "run")
     run.create()
-    run.append_metrics([{"step": 10, "train_error": 0.5}, {"step": 20, "val_error": 0.4}])
+    run.append_metrics([MetricsRow(10, 0.5, 0.1, train_error=0.5), MetricsRow(20, 1, 0.1, val_error=0.4)])
     assert not finished(run.path)
-    run.write_json(run.summary, {"val_error": 0.4, "steps": 20})
+    summary = Summary("plain20", {}, "fashion-mnist", "resnet_cifar", 1.0, 20, 0.5, 0.4, 0.1, 5000, 3.0, 100.0,
+                      "fp32", "cpu")  # fmt: skip
+    run.write_summary(summary)
     spec = RunSpec("plain-20", "plain20")
     result = load_result(spec, run.path)
     assert finished(run.path) and result.spec is spec and result.path == run.path
-    assert result.summary == {"val_error": 0.4, "steps": 20}
+    assert result.summary == summary
     assert result.series("val_error") == ([20], [0.4]) and result.series("train_error") == ([10], [0.5])
+
+
+def worker_runs(tmp_path, iters: int = 200, **settings):
+    """Two short runs on generated images, for the worker processes to train side by side."""
+    configs = [TrainConfig(model="resnet20", data="synthetic", subset=256, val_size=64, iters=iters, seed=seed,
+                           overrides={"batch_size": 8}, precision="fp32", log_every=5, **settings)
+               for seed in (0, 1)]  # fmt: skip
+    return [(RunSpec(f"run-{seed}", "resnet20"), c, tmp_path / f"run-{seed}") for seed, c in enumerate(configs)]
+
+
+def test_workers_stop_at_a_checkpoint_on_a_signal_and_continue_where_they_stopped(tmp_path):
+    todo = worker_runs(tmp_path)
+    runs = [RunDir(folder) for _, _, folder in todo]
+
+    def interrupt_once_both_train():
+        while not all(run.last_step() >= 5 for run in runs):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_both_train, daemon=True).start()
+    lines = []
+    with pytest.raises(ExperimentInterrupted, match="every run's checkpoint is saved"):
+        workers.Workers(2, 1, lines.append).train(todo)
+    stopped = [load_checkpoint(run.checkpoint)["step"] for run in runs]
+    assert all(5 <= step < 200 for step in stopped) and not any(run.summary.exists() for run in runs)
+    assert sorted(line.split(" (")[0] for line in lines if ": interrupted" in line) == [
+        "run-0: interrupted", "run-1: interrupted"]  # fmt: skip
+    assert [workers.progress(run.path) for run in runs] == [f"step {run.last_step()}/200" for run in runs]
+    assert all("step 5/200" in run.log.read_text() for run in runs)  # each worker printed into its own log
+
+    workers.Workers(2, 1, lines.append).train(todo)
+    for run in runs:
+        assert run.read_summary().steps == 200 and run.read_record().resumed[0]["step"] > 0
+        steps = [r.step for r in run.read_metrics() if not r.is_epoch]
+        assert steps == sorted(set(steps)) and steps[-1] == 200  # each window logged once, none lost
+
+
+def test_a_failing_worker_is_named_with_its_error_and_its_log(tmp_path):
+    (spec, config, folder), _ = worker_runs(tmp_path, iters=4, data_dir=str(tmp_path / "nowhere"))
+    config.data = "cifar10"
+    with pytest.raises(ExperimentFailed, match=r"run-0 failed: .*cifar.*run-0/train.log"):
+        workers.Workers(2, 1, lambda line: None).train([(spec, config, folder)])
+    assert "Traceback" in RunDir(folder).log.read_text()

@@ -1,5 +1,6 @@
 """Exported networks compute what the PyTorch network computes, at any batch size."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,17 @@ def trained(name: str = "resnet20", **options) -> torch.nn.Module:
     return model.eval()
 
 
+def write_record(run: RunDir, image_size: int, in_channels: int) -> None:
+    """config.json of a short run of version 0.1.0, made to describe a network of this input."""
+    record = RunDir(Path(__file__).parent / "data" / "run-0.1.0").read_record()
+    data = dataclasses.replace(record.data, image_size=image_size, in_channels=in_channels, classes=list("abcdefghij"))
+    run.create()
+    run.write_record(dataclasses.replace(record, data=data, mean=[[[0.0]]] * in_channels))
+
+
 def fake_run(folder: Path, model: torch.nn.Module, image_size: int, in_channels: int) -> RunDir:
     run = RunDir(folder)
-    run.create()
-    data = {"name": "synthetic", "image_size": image_size, "in_channels": in_channels, "classes": list("abcdefghij")}
-    run.write_config({"data": data, "mean": [[[0.0]]] * in_channels})
+    write_record(run, image_size, in_channels)
     save_weights(model, run.weights)
     return run
 
@@ -98,8 +105,7 @@ def test_safetensors_carry_the_network_and_the_input_shape_comes_from_the_run(tm
 
 def test_bad_export_requests_say_what_to_do(tmp_path, capsys):
     run = RunDir(tmp_path / "run")
-    run.create()
-    run.write_config({"data": {"image_size": 28, "in_channels": 1}})
+    write_record(run, image_size=28, in_channels=1)
     assert export_cli("--run", str(run.path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")) == 2
     assert "no model.safetensors" in capsys.readouterr().err
     fake_run(tmp_path / "other", trained(), image_size=32, in_channels=3)

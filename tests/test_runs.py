@@ -1,7 +1,9 @@
 """The run folder survives a crash at any moment."""
 
 import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from verydeep.runs import RunDir, atomic_write_bytes, load_checkpoint, save_atomic
+from verydeep.config import TrainConfig
+from verydeep.recipes import get_recipe, override
+from verydeep.runs import MetricsRow, RunDir, atomic_write_bytes, load_checkpoint, save_atomic
+from verydeep.trained import Preprocessing
 
 WRITER = textwrap.dedent(
     """
@@ -59,12 +64,14 @@ def test_a_truncated_checkpoint_is_reported_with_the_fix(tmp_path):
 
 def test_metrics_are_appended_and_truncated_on_resume(tmp_path):
     run = RunDir(tmp_path)
-    run.append_metrics([{"step": 50, "epoch": 0.5, "train_loss": 1.0}, {"step": 100, "epoch": 1, "val_error": 0.3}])
-    run.append_metrics([{"step": 150, "epoch": 1.5, "train_loss": 0.5}])
+    run.append_metrics([MetricsRow(50, 0.5, 0.1, train_loss=1.0), MetricsRow(100, 1, 0.1, val_error=0.3,
+                                                                          images_per_second=900.0)])  # fmt: skip
+    run.append_metrics([MetricsRow(150, 1.5, 0.1, train_loss=0.5)])
     run.truncate_metrics(100)
     rows = run.read_metrics()
-    assert [r["step"] for r in rows] == [50, 100]
-    assert rows[1]["val_error"] == 0.3 and rows[1]["train_loss"] is None
+    assert [r.step for r in rows] == [50, 100]
+    assert rows[1].val_error == 0.3 and rows[1].train_loss is None
+    assert [r.is_epoch for r in rows] == [False, True]
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path):
@@ -159,10 +166,49 @@ def test_the_commit_recorded_is_the_packages_own_wherever_the_run_is_started(tmp
 
 def test_each_resumption_is_recorded_with_its_position_and_environment(tmp_path):
     run = RunDir(tmp_path)
-    run.create()
-    run.write_config({"train": {"model": "resnet20"}})
+    shutil.copy(WRITTEN_BY_0_1 / "config.json", run.config)
     run.record_resumption({"step": 12, "total_steps": 40})
     run.record_resumption({"step": 30, "total_steps": 40})
-    resumed = run.read_config()["resumed"]
+    resumed = run.read_record().resumed
     assert [(r["step"], r["total_steps"]) for r in resumed] == [(12, 40), (30, 40)]
     assert all("torch" in r["environment"] for r in resumed)
+
+
+WRITTEN_BY_0_1 = Path(__file__).parent / "data" / "run-0.1.0"  # config.json, summary.json, metrics.csv of a short run
+
+
+def test_a_run_folder_written_by_version_0_1_loads_through_the_record():
+    run = RunDir(WRITTEN_BY_0_1)
+    record, summary, rows = run.read_record(), run.read_summary(), run.read_metrics()
+    asked = TrainConfig(model="resnet20", data="synthetic", overrides={"batch_size": 32}, subset=256, val_size=64)
+    assert record.train.identity() == asked.identity()  # the command line wrote the override as "32"
+    assert (record.train.iters, record.train.precision, record.train.log_every) == (4, "fp32", 2)
+    assert record.recipe == override(get_recipe("resnet_cifar"), batch_size=32)
+    assert record.data.image_size == 32 and record.data.sizes == {"train": 256, "val": 64, "test": 512}
+    assert torch.tensor(record.mean).shape == (3, 32, 32)  # the per-pixel mean of the resnet_cifar recipe
+    assert record.run.total_steps == 4 and record.run.precision == "fp32"
+    assert summary.steps == 4 and summary.val_images == 64 and summary.test_error is None
+    assert [(r.step, r.is_epoch) for r in rows] == [(2, False), (4, False), (4, True)]
+    assert rows[-1].val_error == summary.val_error
+    assert Preprocessing.from_run(record).image_size == 32
+
+
+def test_a_record_that_lacks_a_field_is_named_damaged(tmp_path):
+    config = json.loads((WRITTEN_BY_0_1 / "config.json").read_text())
+    del config["run"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="config.json is damaged.*lacks run"):
+        RunDir(tmp_path).read_record()
+
+
+def test_a_record_round_trips_and_ignores_what_a_newer_version_adds(tmp_path):
+    run = RunDir(tmp_path)
+    record = RunDir(WRITTEN_BY_0_1).read_record()
+    run.write_record(record)
+    written = json.loads(run.config.read_text())
+    written["added_later"] = {"anything": 1}
+    written["data"]["added_later"] = 2
+    run.config.write_text(json.dumps(written))
+    again = run.read_record()
+    assert again.train == record.train and again.recipe == record.recipe and again.data == record.data
+    assert again.environment["torch"] == torch.__version__

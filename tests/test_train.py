@@ -1,5 +1,6 @@
 """The training loop: it learns, it resumes exactly, and it loses nothing when things go wrong."""
 
+import dataclasses
 import json
 import os
 import re
@@ -28,11 +29,11 @@ def small(**changes) -> TrainConfig:
 def test_a_few_hundred_steps_lower_the_training_error(tmp_path):
     cfg = small(subset=3000, iters=240, epochs=None, log_every=40, overrides={"batch_size": 32})
     summary = fit(cfg, tmp_path, progress=False)
-    rows = [r for r in RunDir(tmp_path).read_metrics() if r["train_error"] is not None]
-    assert summary["steps"] == 240
-    assert rows[0]["train_error"] > 0.5  # ten classes: ~90% wrong at first
-    assert rows[-1]["train_error"] < rows[0]["train_error"] - 0.3
-    assert summary["val_error"] < 0.4
+    rows = [r for r in RunDir(tmp_path).read_metrics() if r.train_error is not None]
+    assert summary.steps == 240
+    assert rows[0].train_error > 0.5  # ten classes: ~90% wrong at first
+    assert rows[-1].train_error < rows[0].train_error - 0.3
+    assert summary.val_error < 0.4
 
 
 @pytest.mark.fashion_mnist
@@ -42,12 +43,13 @@ def test_run_folder_holds_everything(tmp_path):
     config = json.loads(run.config.read_text())
     assert config["recipe"]["name"] == "resnet_cifar" and config["recipe"]["batch_size"] == 32
     assert config["environment"]["torch"] == torch.__version__ and "command" in config["environment"]
-    assert set(summary) >= {"model", "epochs", "steps", "train_error", "val_error", "seconds", "images_per_second"}
-    assert json.loads(run.summary.read_text())["steps"] == summary["steps"] == 16
+    fields = {"model", "epochs", "steps", "train_error", "val_error", "seconds", "images_per_second"}
+    assert set(dataclasses.asdict(summary)) >= fields
+    assert json.loads(run.summary.read_text())["steps"] == summary.steps == 16
     rows = run.read_metrics()
-    epoch_rows = [r for r in rows if r["val_error"] is not None]
-    assert len(epoch_rows) == 1 and epoch_rows[0]["images_per_second"] > 0
-    assert epoch_rows[0]["val_top5_error"] <= epoch_rows[0]["val_error"]
+    epoch_rows = [r for r in rows if r.val_error is not None]
+    assert len(epoch_rows) == 1 and epoch_rows[0].images_per_second > 0
+    assert epoch_rows[0].val_top5_error <= epoch_rows[0].val_error
     model = verydeep.load_model(run.weights)
     assert model.verydeep_name == "resnet20" and model.fc.out_features == 10 and model.conv1.in_channels == 1
     assert load_checkpoint(run.checkpoint)["step"] == 16
@@ -72,19 +74,19 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "stopped" / "model.safetensors")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    steps = [r["step"] for r in RunDir(tmp_path / "stopped").read_metrics() if r["train_error"] is not None]
+    steps = [r.step for r in RunDir(tmp_path / "stopped").read_metrics() if r.train_error is not None]
     assert steps == sorted(set(steps))  # appended, never duplicated
-    assert steps == [r["step"] for r in RunDir(tmp_path / "straight").read_metrics() if r["train_error"] is not None]
+    assert steps == [r.step for r in RunDir(tmp_path / "straight").read_metrics() if r.train_error is not None]
 
 
 @pytest.mark.fashion_mnist
 def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
     fit(small(epochs=1), tmp_path, progress=False)  # 16 steps: lr 0.1, then 0.01 from step 8, 0.001 from 12
     summary = fit(small(epochs=2), tmp_path, resume=True, progress=False)
-    assert summary["steps"] == 32
+    assert summary.steps == 32
     rows = RunDir(tmp_path).read_metrics()
-    assert [r["epoch"] for r in rows if r["val_error"] is not None] == [1, 2]
-    assert [r["lr"] for r in rows if r["step"] > 16] == pytest.approx([0.001] * 5)  # never back up to 0.1
+    assert [r.epoch for r in rows if r.val_error is not None] == [1, 2]
+    assert [r.lr for r in rows if r.step > 16] == pytest.approx([0.001] * 5)  # never back up to 0.1
     assert len(json.loads((tmp_path / "config.json").read_text())["resumed"]) == 1
 
 
@@ -92,7 +94,7 @@ def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
 def test_resuming_a_finished_run_keeps_its_summary(tmp_path):
     first = fit(small(epochs=1), tmp_path, progress=False)
     again = fit(small(epochs=1), tmp_path, resume=True, progress=False)
-    assert again["val_error"] == first["val_error"] and again["train_error"] == first["train_error"]
+    assert again.val_error == first.val_error and again.train_error == first.train_error
 
 
 @pytest.mark.fashion_mnist
@@ -151,7 +153,7 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_processs_lock_taken_over(tmp_
     gone = subprocess.Popen(["true"])
     gone.wait()
     (tmp_path / ".lock").write_text(f"{socket.gethostname()} {gone.pid}")
-    assert fit(small(epochs=1), tmp_path, progress=False)["steps"] == 16
+    assert fit(small(epochs=1), tmp_path, progress=False).steps == 16
     assert not (tmp_path / ".lock").exists()
 
 
@@ -161,11 +163,11 @@ def test_val_size_0_trains_without_val_and_refuses_the_plateau_schedule(tmp_path
     assert main([*argv, "--log-every", "4", "--test", "--out", str(tmp_path)]) == 0
     assert re.search(r"train error [\d.]+%, test error [\d.]+%", capsys.readouterr().out)
     run = RunDir(tmp_path)
-    summary = json.loads(run.summary.read_text())
+    summary = run.read_summary()
     assert json.loads(run.config.read_text())["data"]["sizes"] == {"train": 512, "val": 0, "test": 10_000}
-    assert summary["steps"] == 16 and summary["val_error"] is None and 0 <= summary["test_error"] <= 1
+    assert summary.steps == 16 and summary.val_error is None and 0 <= summary.test_error <= 1
     rows = run.read_metrics()
-    assert all(r["val_error"] is None for r in rows) and rows[-1]["images_per_second"] > 0
+    assert all(r.val_error is None for r in rows) and rows[-1].images_per_second > 0
     assert main(["eval", "--run", str(tmp_path), "--split", "val"]) == 2
     assert "the val split is empty (a run trained with --val-size 0 holds none" in capsys.readouterr().err
     plateau = small(val_size=0, overrides={"batch_size": 32, "schedule": "plateau"})
@@ -196,7 +198,7 @@ def test_config_file_and_command_line_resolve_in_order(tmp_path):
 @pytest.mark.fashion_mnist
 def test_gradient_accumulation_takes_one_step_per_batch(tmp_path):
     summary = fit(small(epochs=1, micro_batch=8), tmp_path, progress=False)
-    assert summary["steps"] == 16
+    assert summary.steps == 16
     with pytest.raises(ValueError, match="must divide"):
         fit(small(epochs=1, micro_batch=7), tmp_path / "bad", progress=False)
 
@@ -204,7 +206,7 @@ def test_gradient_accumulation_takes_one_step_per_batch(tmp_path):
 @pytest.mark.fashion_mnist
 def test_vgg_trains_with_the_small_head_on_fashion_mnist(tmp_path):
     summary = fit(small(model="vgg_a", iters=3, epochs=None, log_every=1), tmp_path, progress=False)
-    assert summary["options"]["head"] == "small" and summary["options"]["image_size"] == 28
+    assert summary.options["head"] == "small" and summary.options["image_size"] == 28
 
 
 def test_k_micro_batches_give_the_gradient_of_the_whole_batch():
@@ -228,8 +230,8 @@ def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tm
                       deterministic=True, precision="fp32")  # fmt: skip
     whole = fit(cfg, tmp_path / "whole", progress=False)
     micro = fit(TrainConfig(**{**cfg.to_dict(), "micro_batch": 8}), tmp_path / "micro", progress=False)
-    assert whole["steps"] == micro["steps"] == 3
-    assert micro["train_error"] == pytest.approx(whole["train_error"], abs=1 / 96)
+    assert whole.steps == micro.steps == 3
+    assert micro.train_error == pytest.approx(whole.train_error, abs=1 / 96)
     expected, got = (load_file(tmp_path / run / "model.safetensors") for run in ("whole", "micro"))
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -290,12 +292,12 @@ def test_a_network_built_in_python_trains_resumes_and_keeps_a_complete_run_folde
             cfg, tmp_path / "stopped", on_step=interrupt_at(5), progress=False, model=own_network(synthetic.NUM_CLASSES)
         )
     resumed = fit(cfg, tmp_path / "stopped", resume=True, progress=False, model=own_network(synthetic.NUM_CLASSES))
-    assert straight["model"] == resumed["model"] == "my_net" and straight["steps"] == resumed["steps"] == 8
+    assert straight.model == resumed.model == "my_net" and straight.steps == resumed.steps == 8
     run = RunDir(tmp_path / "stopped")
     assert {p.name for p in run.path.iterdir()} >= {"config.json", "metrics.csv", "checkpoint.pt", "summary.json",
                                                    "model.safetensors"}  # fmt: skip
     assert json.loads(run.config.read_text())["model"]["name"] == "my_net"
-    assert [r["step"] for r in run.read_metrics() if r["train_error"] is not None] == list(range(1, 9))
+    assert [r.step for r in run.read_metrics() if r.train_error is not None] == list(range(1, 9))
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(run.weights)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

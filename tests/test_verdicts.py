@@ -3,6 +3,7 @@ and a gap smaller than the noise the verdict computes reads within noise -- with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,23 +11,26 @@ import pytest
 
 from verydeep.experiments import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
 from verydeep.experiments.base import RunResult, RunSpec, compare_val_errors, percent
+from verydeep.runs import MetricsRow, Summary
 
 
 def result(label: str, model: str, group: str = "", *, train_error: float = 0.1, val_error: float = 0.1,
            windows: tuple[float, ...] = (), val_series: tuple[tuple[int, float], ...] = (),
-           val_images: int = 5000) -> RunResult:  # fmt: skip
+           val_images: int | None = 5000) -> RunResult:  # fmt: skip
     """A finished run as the runner loads it. ``windows``: the training error of each logged window of the last
     of two epochs (the first epoch's windows read 0.9, far from anything compared); ``val_series``: (step, val
     error) of each epoch, by default two epochs ending at ``val_error``."""
     windows = windows or (train_error,)
     val_series = val_series or ((100, 0.5), (200, val_error))
     first, last = val_series[-2][0] if len(val_series) > 1 else 0, val_series[-1][0]
-    rows = [{"step": step, "train_error": 0.9, "val_error": None} for step in range(10, first, 10)]
+    rows = [MetricsRow(step, step / last, 0.1, train_error=0.9) for step in range(10, first, 10)]
     spacing = (last - first) // (len(windows) + 1)
-    rows += [{"step": first + spacing * (i + 1), "train_error": e, "val_error": None} for i, e in enumerate(windows)]
-    rows += [{"step": step, "train_error": None, "val_error": error} for step, error in val_series]
-    rows.sort(key=lambda r: (r["step"], r["val_error"] is not None))
-    summary = {"train_error": train_error, "val_error": val_error, "val_images": val_images, "steps": last}
+    rows += [MetricsRow(first + spacing * (i + 1), 0.5, 0.1, train_error=e) for i, e in enumerate(windows)]
+    rows += [MetricsRow(step, step / last, 0.1, val_error=error, images_per_second=1000.0)
+             for step, error in val_series]  # fmt: skip
+    rows.sort(key=lambda r: (r.step, r.is_epoch))
+    summary = Summary("m", {}, "fashion-mnist", "resnet_cifar", 2.0, last, train_error, val_error, None, val_images,
+                      1.0, 1000.0, "fp32", "cpu")  # fmt: skip
     return RunResult(RunSpec(label, model, group=group), Path(label), summary, rows)
 
 
@@ -123,17 +127,28 @@ def test_a_gap_of_exactly_the_noise_is_not_within_noise(monkeypatch):
     assert verdict.reproduced and not verdict.within_noise
 
 
+def window(step: int, train_error: float) -> MetricsRow:
+    return MetricsRow(step, step / 100, 0.1, train_loss=1.0, train_error=train_error)
+
+
+def epoch_end(step: int, val_error: float | None) -> MetricsRow:
+    return MetricsRow(step, step / 100, 0.1, val_error=val_error, images_per_second=1000.0)
+
+
 def test_the_last_epochs_windows_start_after_the_previous_epoch_and_fall_back_to_the_last_window():
     run = result("x", "plain20", val_series=((100, 0.5), (200, 0.4)))
-    run.metrics = [{"step": s, "train_error": e, "val_error": None} for s, e in ((50, 0.7), (100, 0.6), (150, 0.35),
-                   (200, 0.33))] + [{"step": 100, "val_error": 0.5}, {"step": 200, "val_error": 0.4}]  # fmt: skip
+    run.metrics = [window(s, e) for s, e in ((50, 0.7), (100, 0.6), (150, 0.35), (200, 0.33))]
+    run.metrics += [epoch_end(100, 0.5), epoch_end(200, 0.4)]
     assert degradation.final_epoch_windows(run) == [0.35, 0.33]  # not the window logged at the epoch's start
+    unvalidated = result("v", "plain20")  # --val-size 0: its epoch rows hold no validation error
+    unvalidated.metrics = run.metrics[:4] + [epoch_end(100, None), epoch_end(200, None)]
+    assert degradation.final_epoch_windows(unvalidated) == [0.35, 0.33]
     one_epoch = result("y", "plain20", val_series=((4, 0.4),))
-    one_epoch.metrics = [{"step": s, "train_error": 0.1 * s, "val_error": None} for s in (1, 2, 3, 4)]
+    one_epoch.metrics = [window(s, 0.1 * s) for s in (1, 2, 3, 4)]
     assert degradation.final_epoch_windows(one_epoch) == pytest.approx([0.1, 0.2, 0.3, 0.4])  # from step 1 on
     stale = result("z", "plain20", val_series=((100, 0.5), (200, 0.4)))
-    stale.metrics = [{"step": s, "train_error": e} for s, e in ((40, 0.7), (80, 0.6), (100, 0.5))] + [
-        {"step": 100, "val_error": 0.5}, {"step": 200, "val_error": 0.4}]  # fmt: skip
+    stale.metrics = [window(s, e) for s, e in ((40, 0.7), (80, 0.6), (100, 0.5))]
+    stale.metrics += [epoch_end(100, 0.5), epoch_end(200, 0.4)]
     assert degradation.final_epoch_windows(stale) == [0.5]  # no window in the last epoch: the last one
     assert degradation.standard_error(result("w", "plain20", windows=(0.3, 0.5))) == pytest.approx(0.1)
 
@@ -153,8 +168,8 @@ def test_compare_val_errors_has_two_binomial_standard_errors_of_noise():
     # 2 * sqrt(2 p (1 - p) / n) with p = 0.11: 0.01252 at n = 5000, 0.02798 at n = 1000
     verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
     assert verdict.reproduced and not verdict.within_noise and "two standard errors: 1.25" in verdict.evidence
-    for r in (better, worse):
-        r.summary["val_images"] = 1000
+    better, worse = (dataclasses.replace(r, summary=dataclasses.replace(r.summary, val_images=1000))
+                     for r in (better, worse))  # fmt: skip
     verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
     assert verdict.reproduced and verdict.within_noise and "two standard errors: 2.80" in verdict.evidence
     reverse = compare_val_errors(by_label(better, worse), "claim", "C", "D")
@@ -176,8 +191,8 @@ def test_a_gap_of_exactly_two_standard_errors_is_not_within_noise():
 
 
 def test_without_a_count_of_val_images_there_is_no_noise_margin():
-    better, worse = result("D", "vgg_d", val_error=0.10), result("C", "vgg_c", val_error=0.1001)
-    del better.summary["val_images"]
+    better = result("D", "vgg_d", val_error=0.10, val_images=None)
+    worse = result("C", "vgg_c", val_error=0.1001)
     verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
     assert verdict.reproduced and not verdict.within_noise and "two standard errors: 0.00" in verdict.evidence
 

@@ -28,8 +28,9 @@ from torchvision.transforms.v2.functional import to_pil_image
 
 from .data import load_data
 from .data.augment import PADDING
+from .data.base import Data
 from .device import autocast, pick_device, resolve_precision, set_threads
-from .recipes import get_recipe
+from .recipes import Recipe, get_recipe
 from .registry import create_model, get_entry, options_for_data
 from .train import forward_backward
 
@@ -140,52 +141,22 @@ def bench(
     precision = resolve_precision(precision, dev)
     entry = get_entry(model)
     name, recipe = entry.name, get_recipe(entry.recipe)
-    if image_size is None and data == "synthetic":
-        image_size = entry.input_size
-    dataset = load_data(data, image_size=image_size, mean=recipe.mean)
-    if not dataset.in_memory:
-        raise ValueError(
-            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic), not {data}: an "
-            "image folder's speed is its decoding DataLoader's; see the img/s that verydeep train prints"
-        )
+    dataset = bench_data(data, image_size or (entry.input_size if data == "synthetic" else None), recipe)
     size = dataset.image_size
     if batch_size is None:
         # The recipe's batch; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32.
         batch_size = recipe.batch_size if dev.type == "cuda" or size < 128 else 32
     options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
-
-    torch.manual_seed(0)
-    ours = create_model(name, **options).to(dev, memory_format=torch.channels_last)
-    ours_opt = torch.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
-    batches = cycle(lambda e: dataset.batches("train", batch_size, epoch=e, device=dev, channels_last=True))
-
-    def our_step():
-        x, y = next(batches)
-        forward_backward(ours, x, y, dev, precision)
-        ours_opt.step()
-        ours_opt.zero_grad(set_to_none=True)
-
-    def our_data_only():
-        next(batches)
-
-    x0, y0 = next(batches)
-    with autocast(dev, precision):
-        flops_per_image = training_flops(ours, x0, y0) / len(y0)
+    our_step, our_data_only, flops_per_image = training_step(name, options, dataset, batch_size, dev, precision,
+                                                             recipe)  # fmt: skip
 
     base_step, base_name = None, None
     if baseline:
         base_step, base_name = baseline_step(name, options, dataset, batch_size, baseline_workers, dev, recipe)
 
     peak = matmul_peak(dev, precision)
-    ours_times, base_times, data_times = [], [], []
-    for r in range(rounds):
-        ours_times.append(timed_steps(our_step, dev, warmup, seconds, 3))
-        data_times.append(timed_steps(our_data_only, dev, 1, seconds / 10, 3))
-        line = f"round {r + 1}/{rounds}: ours {batch_size / ours_times[-1]:.1f} img/s"
-        if base_step is not None:
-            base_times.append(timed_steps(base_step, dev, warmup, seconds, 3))
-            line += f", baseline {batch_size / base_times[-1]:.1f} img/s"
-        log(line)
+    ours_times, data_times, base_times = timed_rounds(our_step, our_data_only, base_step, dev, batch_size, rounds,
+                                                      warmup, seconds, log)  # fmt: skip
 
     ips = batch_size / statistics.median(ours_times)
     result = BenchResult(
@@ -208,6 +179,55 @@ def bench(
         result.speedup = ips / result.baseline_images_per_second
         result.baseline_model, result.baseline_workers = base_name, baseline_workers
     return result
+
+
+def timed_rounds(our_step, our_data_only, base_step, dev, batch_size, rounds, warmup, seconds, log):
+    """Seconds per step in each round: ours, our data loading alone, the baseline's (if any), interleaved so
+    that a machine's drift touches them alike."""
+    ours_times, data_times, base_times = [], [], []
+    for r in range(rounds):
+        ours_times.append(timed_steps(our_step, dev, warmup, seconds, 3))
+        data_times.append(timed_steps(our_data_only, dev, 1, seconds / 10, 3))
+        line = f"round {r + 1}/{rounds}: ours {batch_size / ours_times[-1]:.1f} img/s"
+        if base_step is not None:
+            base_times.append(timed_steps(base_step, dev, warmup, seconds, 3))
+            line += f", baseline {batch_size / base_times[-1]:.1f} img/s"
+        log(line)
+    return ours_times, data_times, base_times
+
+
+def bench_data(data: str, image_size: int | None, recipe: Recipe) -> Data:
+    dataset = load_data(data, image_size=image_size, mean=recipe.mean)
+    if not dataset.in_memory:
+        raise ValueError(
+            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic), not {data}: an "
+            "image folder's speed is its decoding DataLoader's; see the img/s that verydeep train prints"
+        )
+    return dataset
+
+
+def training_step(name: str, options: dict, dataset: Data, batch_size: int, dev: torch.device, precision: str,
+                  recipe: Recipe):  # fmt: skip
+    """Our training step (channels_last, the precision asked for), the same batches' loading alone, and the
+    floating-point operations the step does per image."""
+    torch.manual_seed(0)
+    ours = create_model(name, **options).to(dev, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
+    batches = cycle(lambda e: dataset.batches("train", batch_size, epoch=e, device=dev, channels_last=True))
+
+    def step():
+        x, y = next(batches)
+        forward_backward(ours, x, y, dev, precision)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def data_only():
+        next(batches)
+
+    x0, y0 = next(batches)
+    with autocast(dev, precision):
+        flops_per_image = training_flops(ours, x0, y0) / len(y0)
+    return step, data_only, flops_per_image
 
 
 def baseline_step(name: str, options: dict, dataset, batch_size: int, workers: int, dev: torch.device, recipe):

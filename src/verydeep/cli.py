@@ -63,8 +63,11 @@ def parse_option(text: str) -> tuple[str, object]:
 
 def train_config(args: argparse.Namespace):
     from .config import settings_for
+    from .runs import RunDir
 
-    return settings_for(vars(args))
+    given = vars(args)
+    resumed = RunDir(given["out"]).read_record().train if given.get("resume") and given.get("out") else None
+    return settings_for(given, resumed)
 
 
 def default_out(model: str, data: str) -> str:
@@ -91,17 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteLoss as e:
         print(f"verydeep train: error: {e}", file=sys.stderr)
         return 3
-    line = (
-        f"{summary['model']}: {summary['steps']} steps ({summary['epochs']:.2f} epochs) in "
-        f"{summary['seconds']:.0f} s, {summary['images_per_second']:.0f} img/s; "
-        f"train error {100 * summary['train_error']:.2f}%"
-    )
-    if summary["val_error"] is not None:  # None after --val-size 0
-        line += f", val error {100 * summary['val_error']:.2f}%"
-    if "test_error" in summary:
-        line += f", test error {100 * summary['test_error']:.2f}%"
     if Distributed.from_env().is_main:
-        print(line)
+        print(summary.describe())
         print(f"run folder: {out}")
     return 0
 
@@ -217,7 +211,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments import EXPERIMENTS, ExperimentInterrupted, get_experiment, reproduce
+    from .experiments import EXPERIMENTS, ExperimentFailed, ExperimentInterrupted, get_experiment, reproduce
 
     if args.list or not args.name:
         for experiment in EXPERIMENTS.values():
@@ -247,6 +241,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except ExperimentInterrupted as e:
         print(f"verydeep reproduce: {e}. Run the same command again to continue.", file=sys.stderr)
         return 130
+    except ExperimentFailed as e:
+        print(f"verydeep reproduce: error: {e}", file=sys.stderr)
+        return 1
     from pathlib import Path
 
     out = Path(args.out or Path("reproductions") / f"{experiment.name}-{args.preset}")
@@ -289,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     result.update(model=trained.name, weights=str(trained.weights), data=data.name)
     print(format_result(result, trained.name, data.name))
-    own_data = trained.config is not None and args.data in (None, trained.config["train"]["data"])
+    own_data = trained.record is not None and args.data in (None, trained.record.train.data)
     if trained.run is not None and own_data:
         path = eval_path(trained.run, args.split, args.protocol)
         RunDir(trained.run).write_json(path, result)

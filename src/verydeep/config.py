@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .recipes import Recipe, field_types, get_recipe, override
 from .registry import get_entry, is_registered
-from .runs import RunDir
 
 
 @dataclass
@@ -83,13 +82,13 @@ def read_config_file(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def settings_for(given: dict) -> TrainConfig:
-    """A run's config from, in rising order: the resumed run's config.json (with ``resume`` and ``out``), the
-    ``config`` file, the other settings ``given`` (the command line's flags, by their names: a recipe field
-    goes into the overrides, ``option`` pairs into the model options)."""
+def settings_for(given: dict, resumed: TrainConfig | None = None) -> TrainConfig:
+    """A run's config from, in rising order: the ``resumed`` run's (its config.json's), the ``config`` file,
+    the other settings ``given`` (the command line's flags, by their names: a recipe field goes into the
+    overrides, ``option`` pairs into the model options)."""
     settings: dict = {}
-    if given.get("resume") and given.get("out"):
-        settings.update(RunDir(given["out"]).read_config()["train"])
+    if resumed is not None:
+        settings.update(resumed.to_dict())
         settings = {**settings, "overrides": dict(settings.get("overrides", {}))}
     if given.get("config"):
         for key, value in read_config_file(given["config"]).items():

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from .runs import MetricsRow
 
 
 class Progress:
@@ -20,14 +24,14 @@ class Progress:
         self.total = total
         self.t0, self.s0 = time.perf_counter(), initial
 
-    def update(self, step: int, info: dict) -> None:
+    def update(self, step: int, info: MetricsRow) -> None:
         if self.bar is not None:
             self.bar.n = step
             self.bar.set_postfix(
-                loss=f"{info['train_loss']:.3f}",
-                err=f"{100 * info['train_error']:.1f}%",
-                lr=f"{info['lr']:.3g}",
-                img_s=f"{info['images_per_second']:.0f}",
+                loss=f"{info.train_loss:.3f}",
+                err=f"{100 * info.train_error:.1f}%",
+                lr=f"{info.lr:.3g}",
+                img_s=f"{info.images_per_second:.0f}",
                 refresh=True,
             )
         elif self.enabled:
@@ -35,9 +39,9 @@ class Progress:
             rate = done / max(time.perf_counter() - self.t0, 1e-9)
             eta = (self.total - step) / rate if rate > 0 else float("inf")
             self.write(
-                f"step {step}/{self.total} epoch {info['epoch']:.2f} lr {info['lr']:.3g} "
-                f"loss {info['train_loss']:.4f} error {100 * info['train_error']:.2f}% "
-                f"{info['images_per_second']:.0f} img/s ETA {format_seconds(eta)}"
+                f"step {step}/{self.total} epoch {info.epoch:.2f} lr {info.lr:.3g} "
+                f"loss {info.train_loss:.4f} error {100 * info.train_error:.2f}% "
+                f"{info.images_per_second:.0f} img/s ETA {format_seconds(eta)}"
             )
 
     def write(self, line: str) -> None:

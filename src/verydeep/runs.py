@@ -1,39 +1,165 @@
 """The run folder: everything needed to see, resume and reproduce one training run.
 
-config.json        resolved config, versions, device, command line, git commit
-metrics.csv        one row per logged step and one per epoch
+config.json        resolved config, versions, device, command line, git commit    (``RunRecord``)
+metrics.csv        one row per logged window of steps and one per epoch              (``MetricsRow``)
 checkpoint.pt      model, optimizer, schedule, RNG states and position; replaced atomically
 model.safetensors  final weights, with the model name and options in the metadata
-summary.json       the run's outcome
+summary.json       the run's outcome                                                 (``Summary``)
+
+The dataclasses below are the schema of those files; everything that reads a run folder reads it through them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 
-METRICS = (
-    "step",
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_error",
-    "val_loss",
-    "val_error",
-    "val_top5_error",
-    "images_per_second",
-)
+from .config import TrainConfig
+from .recipes import Recipe
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """A row of metrics.csv. A window row (every ``log_every`` steps) holds the training loss and error averaged
+    over the steps since the previous row; an epoch row, at each epoch's end, holds the epoch's speed and, when
+    the run holds out validation images, the validation columns."""
+
+    step: int
+    epoch: float
+    lr: float
+    train_loss: float | None = None
+    train_error: float | None = None
+    val_loss: float | None = None
+    val_error: float | None = None
+    val_top5_error: float | None = None
+    images_per_second: float | None = None
+
+    @property
+    def is_epoch(self) -> bool:
+        return self.images_per_second is not None  # a window row's speed goes to the progress bar only
+
+
+METRICS = tuple(f.name for f in dataclasses.fields(MetricsRow))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """summary.json: how a finished run ended."""
+
+    model: str
+    options: dict
+    data: str
+    recipe: str
+    epochs: float
+    steps: int
+    train_error: float  # the last epoch's, on the (augmented) images it trained on
+    val_error: float | None  # the last evaluation's; None when the run held out no validation images
+    val_top5_error: float | None
+    val_images: int | None
+    seconds: float  # of training, evaluation excluded
+    images_per_second: float
+    precision: str
+    device: str
+    skipped_files: int = 0
+    test_error: float | None = None  # only with ``test``: the one evaluation on the test split
+    test_top5_error: float | None = None
+
+    def describe(self) -> str:
+        line = (
+            f"{self.model}: {self.steps} steps ({self.epochs:.2f} epochs) in {self.seconds:.0f} s, "
+            f"{self.images_per_second:.0f} img/s; train error {100 * self.train_error:.2f}%"
+        )
+        if self.val_error is not None:  # None after --val-size 0
+            line += f", val error {100 * self.val_error:.2f}%"
+        if self.test_error is not None:
+            line += f", test error {100 * self.test_error:.2f}%"
+        return line
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    options: dict
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    name: str
+    sizes: dict  # images per split, e.g. {"train": 55000, "val": 5000, "test": 10000}
+    classes: list
+    image_size: int
+    in_channels: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how the run trained."""
+
+    device: str
+    precision: str
+    world_size: int
+    steps_per_epoch: int
+    total_steps: int
+    micro_batch: int
+
+
+@dataclass
+class RunRecord:
+    """config.json: what the run was asked (``train``), what that resolved to, where it ran; each resumption
+    adds its position and environment to ``resumed``."""
+
+    train: TrainConfig
+    recipe: Recipe
+    model: ModelRecord
+    data: DataRecord
+    mean: list  # what is subtracted from every input: per pixel (C, H, W) or per channel (C, 1, 1)
+    run: Placement
+    environment: dict = field(default_factory=dict)
+    resumed: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunRecord:
+        return from_dict(cls, data)
+
+
+def from_dict(cls, data: dict):
+    """``cls`` (a dataclass) from its JSON form: nested records built by their annotations, lists read back
+    as the tuples a field declares; keys this version does not know are ignored, so that a record written by
+    a newer one loads, and fields it lacks take their defaults, so that an older one does."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, kind = data[f.name], hints[f.name]
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            value = kind.from_dict(value) if kind is TrainConfig else from_dict(kind, value)
+        elif typing.get_origin(kind) is tuple and isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values and f.init
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}: not written by verydeep")
+    return cls(**values)
 
 
 class RunDir:
@@ -92,19 +218,33 @@ class RunDir:
     def read_json(self, path: Path) -> dict:
         return json.loads(path.read_text())
 
-    def write_config(self, config: dict) -> None:
-        self.write_json(self.config, {**config, "environment": environment()})
+    def write_record(self, record: RunRecord) -> None:
+        self.write_json(self.config, dataclasses.replace(record, environment=environment()).to_dict())
 
     def record_resumption(self, position: dict) -> None:
         """Add this resumption (where it starts, the environment and command line) to config.json."""
-        config = self.read_config()
-        config.setdefault("resumed", []).append({**position, "environment": environment()})
-        self.write_json(self.config, config)
+        record = self.read_record()
+        record.resumed.append({**position, "environment": environment()})
+        self.write_json(self.config, record.to_dict())
 
-    def read_config(self) -> dict:
+    def read_record(self) -> RunRecord:
         if not self.config.exists():
             raise FileNotFoundError(f"{self.path} is not a run folder: it has no config.json")
-        return self.read_json(self.config)
+        return self._read(RunRecord, self.config)
+
+    def write_summary(self, summary: Summary) -> None:
+        self.write_json(self.summary, dataclasses.asdict(summary))
+
+    def read_summary(self) -> Summary:
+        if not self.summary.exists():
+            raise FileNotFoundError(f"{self.path} has no summary.json: its training has not finished")
+        return self._read(Summary, self.summary)
+
+    def _read(self, cls, path: Path):
+        try:
+            return from_dict(cls, self.read_json(path))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path} is damaged ({e}); restore it from a copy or train the run again") from None
 
     # metrics.csv ------------------------------------------------------------------------------------------
     def truncate_metrics(self, after_step: int) -> None:
@@ -120,17 +260,27 @@ class RunDir:
             writer.writerows(rows)
         os.replace(tmp, self.metrics)
 
-    def append_metrics(self, rows: list[dict]) -> None:
+    def append_metrics(self, rows: list[MetricsRow]) -> None:
         new = not self.metrics.exists()
         with open(self.metrics, "a", newline="") as f:
             writer = csv.DictWriter(f, METRICS)
             if new:
                 writer.writeheader()
-            writer.writerows({k: format_value(row.get(k)) for k in METRICS} for row in rows)
+            writer.writerows({k: format_value(getattr(row, k)) for k in METRICS} for row in rows)
 
-    def read_metrics(self) -> list[dict]:
+    def read_metrics(self) -> list[MetricsRow]:
         with open(self.metrics, newline="") as f:
-            return [{k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(f)]
+            return [parse_row(row) for row in csv.DictReader(f)]
+
+    def last_step(self) -> int:
+        """The step of metrics.csv's last complete row (0 before the first): how far training has got, read
+        while the run may be appending to it."""
+        try:
+            lines = self.metrics.read_text().splitlines(keepends=True)
+        except OSError:
+            return 0
+        complete = [line for line in lines[1:] if line.endswith("\n")]
+        return int(complete[-1].split(",")[0]) if complete else 0
 
     # checkpoint.pt -----------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
@@ -152,6 +302,11 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         pass
     return True
+
+
+def parse_row(row: dict) -> MetricsRow:
+    values = {k: float(v) for k, v in row.items() if k in METRICS and v not in ("", None)}
+    return MetricsRow(**{**values, "step": int(values["step"])})
 
 
 def format_value(value) -> str:

@@ -36,7 +36,7 @@ from .models.layers import input_channels, output_classes
 from .progress import Progress
 from .recipes import RECIPES, Recipe
 from .registry import create_model, get_entry, is_registered, options_for_data
-from .runs import RunDir
+from .runs import DataRecord, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
 from .schedules import make_schedule
 from .signals import StopSignal
 from .weights import save_weights
@@ -219,7 +219,7 @@ def fit(
     on_step: Callable[[int], None] | None = None,
     progress: bool = True,
     model: nn.Module | None = None,
-) -> dict:
+) -> Summary:
     """Train ``cfg`` into the run folder ``out`` and return its summary.
 
     With ``resume``, continue the run saved in ``out`` from its checkpoint to the end ``cfg`` now asks for:
@@ -296,7 +296,7 @@ class Trainer:
         if dist.is_main:
             run.create()
             if checkpoint is None:
-                run.write_config(self.describe())
+                run.write_record(self.describe())
             else:  # the original record stays; each resumption is added to it
                 run.record_resumption({"step": self.step, "total_steps": self.plan.total_steps})
                 run.truncate_metrics(self.step)
@@ -342,30 +342,23 @@ class Trainer:
                 "uses them all"
             )
 
-    def describe(self) -> dict:
-        data = self.data
-        return {
-            "train": self.cfg.to_dict(),
-            "recipe": dataclasses.asdict(self.recipe),
-            "model": {"name": self.name, "options": self.options},
-            "data": {
-                "name": data.name,
-                "sizes": data.sizes,
-                "classes": data.classes,
-                "image_size": data.image_size,
-                "in_channels": data.in_channels,
-                "source": data.source,
-            },
-            "mean": data.mean.tolist(),
-            "run": {
-                "device": str(self.device),
-                "precision": self.precision,
-                "world_size": self.dist.world_size,
-                "steps_per_epoch": self.plan.steps_per_epoch,
-                "total_steps": self.plan.total_steps,
-                "micro_batch": self.plan.micro,
-            },
-        }
+    def describe(self) -> RunRecord:
+        data, plan = self.data, self.plan
+        return RunRecord(
+            train=self.cfg,
+            recipe=self.recipe,
+            model=ModelRecord(self.name, self.options),
+            data=DataRecord(data.name, data.sizes, list(data.classes), data.image_size, data.in_channels, data.source),
+            mean=data.mean.tolist(),
+            run=Placement(
+                device=str(self.device),
+                precision=self.precision,
+                world_size=self.dist.world_size,
+                steps_per_epoch=plan.steps_per_epoch,
+                total_steps=plan.total_steps,
+                micro_batch=plan.micro,
+            ),
+        )
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -425,12 +418,12 @@ class Trainer:
             if self.tensorboard is not None:
                 for row in self.pending:
                     for key in ("lr", "train_loss", "train_error", "val_loss", "val_error", "val_top5_error"):
-                        if row.get(key) is not None:
-                            self.tensorboard.add_scalar(key, row[key], row["step"])
+                        if getattr(row, key) is not None:
+                            self.tensorboard.add_scalar(key, getattr(row, key), row.step)
         self.pending.clear()
 
     # -- the loop ----------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> Summary:
         if self.fresh and self.dist.is_main:
             self.run_dir.save_checkpoint(self.state())  # a last good state exists from the first step on
         self.net.train()
@@ -513,20 +506,15 @@ class Trainer:
         self.dist.all_reduce_sum(self.window)
         loss_sum, wrong, _, count = self.window.tolist()
         now = time.perf_counter()
-        row = {
-            "step": self.step,
-            "epoch": self.step / self.plan.steps_per_epoch,
-            "lr": lr,
-            "train_loss": loss_sum / count,
-            "train_error": wrong / count,
-        }
+        row = MetricsRow(self.step, self.step / self.plan.steps_per_epoch, lr, loss_sum / count, wrong / count)
         self.pending.append(row)
         bad = int(self.first_bad)
         if bad >= 0 or not math.isfinite(loss_sum):
             self.flush_metrics()
             raise self.non_finite(f"the loss became non-finite at step {max(bad, 0) + 1} (epoch {epoch + 1})")
-        self.schedule.observe_train_error(self.step - 1, row["train_error"])
-        self.bar.update(self.step, {**row, "images_per_second": count / max(now - self.window_t0, 1e-9)})
+        self.schedule.observe_train_error(self.step - 1, row.train_error)
+        speed = count / max(now - self.window_t0, 1e-9)
+        self.bar.update(self.step, dataclasses.replace(row, images_per_second=speed))
         self.window.zero_()
         self.window_t0 = now
 
@@ -535,7 +523,7 @@ class Trainer:
         self.dist.all_reduce_sum(totals)
         self.epoch_error = (totals[1] / totals[3].clamp(min=1)).item()
         speed = images / max(train_seconds, 1e-9)
-        row = {"step": self.step, "epoch": self.step / self.plan.steps_per_epoch, "lr": lr, "images_per_second": speed}
+        row = MetricsRow(self.step, self.step / self.plan.steps_per_epoch, lr, images_per_second=speed)
         line = f"epoch {self.step / self.plan.steps_per_epoch:.2f}: train error {100 * self.epoch_error:.2f}%, "
         if self.validate:
             self.last_val = self.evaluate("val")
@@ -544,7 +532,9 @@ class Trainer:
                 raise self.non_finite(f"the validation loss became non-finite after step {self.step}")
             self.schedule.observe_val_error(self.last_val["error"])
             val = self.last_val
-            row |= {"val_loss": val["loss"], "val_error": val["error"], "val_top5_error": val["top5_error"]}
+            row = dataclasses.replace(
+                row, val_loss=val["loss"], val_error=val["error"], val_top5_error=val["top5_error"]
+            )
             line += f"val error {100 * self.last_val['error']:.2f}% (top-5 {100 * self.last_val['top5_error']:.2f}%), "
         self.pending.append(row)
         self.bar.write(f"{line}{speed:.0f} img/s")
@@ -562,35 +552,37 @@ class Trainer:
         )
         return evaluate(self.net, batches, self.device, self.precision, self.dist)
 
-    def finish(self) -> dict:
+    def finish(self) -> Summary:
         """Final weights and summary.json; with ``test``, the one evaluation on the test split."""
-        summary = {
-            "model": self.name,
-            "options": self.options,
-            "data": self.data.name,
-            "recipe": self.recipe.name,
-            "epochs": self.step / self.plan.steps_per_epoch,
-            "steps": self.step,
-            "train_error": self.epoch_error,
-            "val_error": self.last_val.get("error"),
-            "val_top5_error": self.last_val.get("top5_error"),
-            "val_images": self.last_val.get("images"),
-            "seconds": self.seconds,
-            "images_per_second": self.images_seen / max(self.seconds, 1e-9),
-            "precision": self.precision,
-            "device": str(self.device),
-            "skipped_files": getattr(self.data, "skipped", 0),
-        }
+        test = {}
         if self.cfg.test:
             result = self.evaluate("test")
-            summary.update(test_error=result["error"], test_top5_error=result["top5_error"])
+            test = {"test_error": result["error"], "test_top5_error": result["top5_error"]}
             if self.dist.is_main:
                 self.run_dir.write_json(
                     self.run_dir.path / "eval_test_center.json", {"split": "test", "protocol": "center", **result}
                 )
+        summary = Summary(
+            model=self.name,
+            options=self.options,
+            data=self.data.name,
+            recipe=self.recipe.name,
+            epochs=self.step / self.plan.steps_per_epoch,
+            steps=self.step,
+            train_error=self.epoch_error,
+            val_error=self.last_val.get("error"),
+            val_top5_error=self.last_val.get("top5_error"),
+            val_images=self.last_val.get("images"),
+            seconds=self.seconds,
+            images_per_second=self.images_seen / max(self.seconds, 1e-9),
+            precision=self.precision,
+            device=str(self.device),
+            skipped_files=getattr(self.data, "skipped", 0),
+            **test,
+        )
         if self.dist.is_main:
             save_weights(self.model, self.run_dir.weights, spec=(self.name, self.options))
-            self.run_dir.write_json(self.run_dir.summary, summary)
+            self.run_dir.write_summary(summary)
         return summary
 
 

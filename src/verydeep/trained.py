@@ -17,7 +17,7 @@ from .data.base import Data
 from .models.layers import output_classes
 from .recipes import get_recipe
 from .registry import get_entry
-from .runs import RunDir
+from .runs import RunDir, RunRecord
 from .weights import load_weights
 
 
@@ -46,13 +46,13 @@ class Preprocessing:
         return cls(data.image_size, data.mean, tuple(data.classes), resize)
 
     @classmethod
-    def from_run(cls, config: dict) -> Preprocessing:
+    def from_run(cls, record: RunRecord) -> Preprocessing:
         """From a run's config.json, which records the mean, the image size and the classes it trained on."""
-        data = config["data"]
-        size = data["image_size"]
+        data = record.data
+        size = data.image_size
         # Fashion-MNIST, CIFAR and synthetic images are stored at the training size and trained on whole
-        resize = size if data["name"] in DATASETS else resize_side(size)
-        return cls(size, torch.tensor(config["mean"], dtype=torch.float32), tuple(data["classes"]), resize)
+        resize = size if data.name in DATASETS else resize_side(size)
+        return cls(size, torch.tensor(record.mean, dtype=torch.float32), tuple(data.classes), resize)
 
     @classmethod
     def torchvision_imagenet(cls, num_classes: int) -> Preprocessing:
@@ -98,7 +98,7 @@ class Trained:
     weights: Path
     preprocessing: Preprocessing | None
     run: Path | None = None
-    config: dict | None = None
+    record: RunRecord | None = None  # the run folder's record, when the weights came from one
 
     @property
     def name(self) -> str:
@@ -114,7 +114,7 @@ def load_trained(run: str | Path | None = None, weights: str | Path | None = Non
         run = Path(weights).parent  # a run's own model.safetensors or checkpoint.pt: its config.json describes it
     if run is not None:
         folder = RunDir(run)
-        config = folder.read_config()
+        config = folder.read_record()
         path = Path(weights) if weights is not None else folder.latest_weights()  # unfinished: its last checkpoint
         if path is None or not path.exists():
             raise FileNotFoundError(f"{folder.path} has no model.safetensors or checkpoint.pt: no weights saved yet")
@@ -140,22 +140,22 @@ def load_eval_data(
 ) -> Data:
     """The data a trained model is evaluated on: ``data`` if given, else its run's, split as the run split it
     (same val_size, subset and mean), so that 'val' is the run's val."""
-    config = trained.config
+    config = trained.record
     if config is None:
         if data is None:
             raise ValueError(f"give --data: {trained.weights} does not say which data set it was trained on")
         return load_data(data, data_dir, mean=get_recipe(get_entry(trained.name).recipe).mean, workers=workers)
-    train, recipe = config["train"], config["recipe"]
-    options = {"mean": recipe["mean"], "scale": tuple(recipe["scale"]), "workers": workers}
-    if data is None or (data == train["data"] and data_dir in (None, train["data_dir"])):
+    train, recipe = config.train, config.recipe
+    options = {"mean": recipe.mean, "scale": tuple(recipe.scale), "workers": workers}
+    if data is None or (data == train.data and data_dir in (None, train.data_dir)):
         return load_data(
-            train["data"],
-            train["data_dir"],
-            val_size=train["val_size"],
-            subset=train["subset"],
-            image_size=config["data"]["image_size"],
-            skip_bad=train.get("skip_bad", False),
+            train.data,
+            train.data_dir,
+            val_size=train.val_size,
+            subset=train.subset,
+            image_size=config.data.image_size,
+            skip_bad=train.skip_bad,
             **options,
         )
-    size = None if data in NATIVE_SIZE else config["data"]["image_size"]
+    size = None if data in NATIVE_SIZE else config.data.image_size
     return load_data(data, data_dir, image_size=size, **options)

@@ -113,6 +113,34 @@ class _Batches(Dataset):
         return x, torch.tensor(labels, dtype=torch.int64), bad
 
 
+def _splits(root: Path, classes: list[str], val_size: int | None, subset: int | None, split_seed: int,
+            skip_bad: bool) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
+    """Each split's (file, label) samples, cut to ``subset`` training and ``val_size`` validation images (a
+    fixed random choice); the files that are not images; notes on what stands in for what."""
+    samples, others = _list(root, classes)
+    if others and not skip_bad:
+        shown = "; ".join(others[:5]) + ("; ..." if len(others) > 5 else "")
+        raise ValueError(
+            f"{len(others)} file(s) in {root} are not images (by extension; {' '.join(IMAGE_EXTENSIONS)} are "
+            f"read): {shown}. Remove them, or {SKIP_HINT}"
+        )
+    notes = []
+    if "test" not in samples:
+        samples["test"] = samples["val"]
+        notes.append(f"{root} has no test/ folder: the test split is val/ (the papers report ImageNet val)")
+    if subset is not None:
+        if subset > len(samples["train"]):
+            raise ValueError(
+                f"subset={subset:,} is more than the {len(samples['train']):,} images in {root}/train; pass a "
+                f"smaller subset"
+            )
+        samples["train"] = _sample(samples["train"], subset, (split_seed, "train"))
+        val_size = min(len(samples["val"]) if val_size is None else val_size, max(subset // 10, 100))
+    if val_size is not None:
+        samples["val"] = _sample(samples["val"], val_size, (split_seed, "val"))
+    return samples, others, notes
+
+
 class FolderData(Data):
     """Image files on disk, decoded and transformed in ``workers`` DataLoader processes."""
 
@@ -138,28 +166,7 @@ class FolderData(Data):
                 f"{size} crop is cut from the image with its shorter side resized to a size in that range"
             )
         classes = _classes(root / "train")
-        samples, others = _list(root, classes)
-        if others and not skip_bad:
-            shown = "; ".join(others[:5]) + ("; ..." if len(others) > 5 else "")
-            raise ValueError(
-                f"{len(others)} file(s) in {root} are not images (by extension; {' '.join(IMAGE_EXTENSIONS)} are "
-                f"read): {shown}. Remove them, or {SKIP_HINT}"
-            )
-        notes = []
-        if "test" not in samples:
-            samples["test"] = samples["val"]
-            notes.append(f"{root} has no test/ folder: the test split is val/ (the papers report ImageNet val)")
-        if subset is not None:
-            if subset > len(samples["train"]):
-                raise ValueError(
-                    f"subset={subset:,} is more than the {len(samples['train']):,} images in {root}/train; pass a "
-                    f"smaller subset"
-                )
-            samples["train"] = _sample(samples["train"], subset, (split_seed, "train"))
-            val_size = min(len(samples["val"]) if val_size is None else val_size, max(subset // 10, 100))
-        if val_size is not None:
-            samples["val"] = _sample(samples["val"], val_size, (split_seed, "val"))
-
+        samples, others, notes = _splits(root, classes, val_size, subset, split_seed, skip_bad)
         self.workers = default_workers() if workers is None else workers
         self.color_jitter = color_jitter
         self.skip_bad = skip_bad

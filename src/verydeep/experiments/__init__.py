@@ -6,7 +6,8 @@ import difflib
 
 from . import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
 from .base import Experiment
-from .runner import ExperimentInterrupted, reproduce
+from .runner import reproduce
+from .workers import ExperimentFailed, ExperimentInterrupted
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -19,7 +20,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     )
 }
 
-__all__ = ["EXPERIMENTS", "Experiment", "ExperimentInterrupted", "get_experiment", "reproduce"]
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentFailed", "ExperimentInterrupted", "get_experiment", "reproduce"]
 
 
 def get_experiment(name: str) -> Experiment:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import TrainConfig
-from ..runs import RunDir
+from ..runs import MetricsRow, RunDir, Summary
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,13 @@ class RunSpec:
 class RunResult:
     spec: RunSpec
     path: Path
-    summary: dict
-    metrics: list[dict]
+    summary: Summary
+    metrics: list[MetricsRow]
 
     def series(self, column: str) -> tuple[list[float], list[float]]:
         """(steps, values) of one metrics column, skipping the rows that leave it empty."""
-        rows = [r for r in self.metrics if r.get(column) is not None]
-        return [r["step"] for r in rows], [r[column] for r in rows]
+        rows = [r for r in self.metrics if getattr(r, column) is not None]
+        return [r.step for r in rows], [getattr(r, column) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def run_key(config: TrainConfig) -> str:
 
 def load_result(spec: RunSpec, path: Path) -> RunResult:
     run = RunDir(path)
-    return RunResult(spec, path, run.read_json(run.summary), run.read_metrics())
+    return RunResult(spec, path, run.read_summary(), run.read_metrics())
 
 
 def finished(path: Path) -> bool:
@@ -162,8 +162,8 @@ def percent(x: float | None) -> str:
 def compare_val_errors(results: dict[str, RunResult], claim: str, better: str, worse: str) -> Verdict:
     """``better``'s validation error is no higher than ``worse``'s; within noise when the gap is under two
     binomial standard errors of the difference of two error rates measured on the same number of images."""
-    a, b = results[better].summary["val_error"], results[worse].summary["val_error"]
-    n = results[better].summary.get("val_images") or 0
+    a, b = results[better].summary.val_error, results[worse].summary.val_error
+    n = results[better].summary.val_images or 0
     p = (a + b) / 2
     margin = 2 * (2 * p * (1 - p) / n) ** 0.5 if n else 0.0
     evidence = (

@@ -36,7 +36,7 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
 def final_epoch_windows(result: RunResult) -> list[float]:
     """The training error of each logged window in the last epoch."""
     steps, errors = result.series("train_error")
-    epoch_rows = [r["step"] for r in result.metrics if r.get("val_error") is not None]
+    epoch_rows = [r.step for r in result.metrics if r.is_epoch]
     start = epoch_rows[-2] if len(epoch_rows) > 1 else 0
     return [e for s, e in zip(steps, errors) if s > start] or errors[-1:]
 
@@ -48,7 +48,7 @@ def standard_error(result: RunResult) -> float:
 
 def compare(deep: RunResult, shallow: RunResult, higher: bool, claim: str) -> Verdict:
     """``deep`` has a higher (or, with higher=False, no higher) final training error than ``shallow``."""
-    a, b = deep.summary["train_error"], shallow.summary["train_error"]
+    a, b = deep.summary.train_error, shallow.summary.train_error
     holds = a > b if higher else a <= b
     noise = 2 * (standard_error(deep) ** 2 + standard_error(shallow) ** 2) ** 0.5
     evidence = (
@@ -97,8 +97,8 @@ def paper_error(result: RunResult) -> str:
 def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], list[list[str]]]:
     header = ["run", "layers", "train error %", "val error %", "steps", "paper's error %"]
     rows = [
-        [label, str(depth(r)), percent(r.summary["train_error"]), percent(r.summary["val_error"]),
-         str(r.summary["steps"]), paper_error(r)]
+        [label, str(depth(r)), percent(r.summary.train_error), percent(r.summary.val_error),
+         str(r.summary.steps), paper_error(r)]
         for label, r in sorted(results.items(), key=lambda kv: (kv[1].spec.group != "plain", depth(kv[1])))
     ]  # fmt: skip
     return header, rows

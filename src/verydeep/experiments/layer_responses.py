@@ -47,10 +47,10 @@ def response_stds(model: ResNet, images: torch.Tensor) -> list[float]:
 
 
 def validation_images(result: RunResult) -> torch.Tensor:
-    config = RunDir(result.path).read_config()
-    train = config["train"]
-    data = load_data(train["data"], train["data_dir"], mean=config["recipe"]["mean"], subset=train["subset"],
-                     val_size=train["val_size"])  # fmt: skip
+    record = RunDir(result.path).read_record()
+    train = record.train
+    data = load_data(train.data, train.data_dir, mean=record.recipe.mean, subset=train.subset,
+                     val_size=train.val_size)  # fmt: skip
     batches = data.batches("val", IMAGES)
     return next(iter(batches))[0]
 

@@ -42,7 +42,7 @@ def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], lis
         r = results[f"option {option}"]
         params = count_parameters(load_weights(RunDir(r.path).weights))
         top1, top5 = paper.RESNET_TABLE3_SHORTCUTS[option]
-        rows.append([option, f"{params:,}", percent(r.summary["train_error"]), percent(r.summary["val_error"]),
+        rows.append([option, f"{params:,}", percent(r.summary.train_error), percent(r.summary.val_error),
                      f"{top1} / {top5}"])  # fmt: skip
     return header, rows
 

@@ -31,7 +31,7 @@ def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
 
 def figures(results: dict[str, RunResult], analysis: dict, out: Path) -> list[Path]:
     labels = [label for label in CONFIGS if label in results]
-    values = [100 * results[label].summary["val_error"] for label in labels]
+    values = [100 * results[label].summary.val_error for label in labels]
     names = [f"{label}\n({WEIGHT_LAYERS[label]})" for label in labels]
     return [bars(names, values, out / "vgg_depth.png", "validation error (%)", "Error against configuration (layers)")]
 
@@ -44,8 +44,8 @@ def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], lis
             continue
         s = results[label].summary
         top1, top5 = paper.VGG_TABLE3_S256[CONFIGS[label]]
-        rows.append([label, str(WEIGHT_LAYERS[label]), percent(s["train_error"]), percent(s["val_error"]),
-                     percent(s.get("val_top5_error")), f"{top1} / {top5}"])  # fmt: skip
+        rows.append([label, str(WEIGHT_LAYERS[label]), percent(s.train_error), percent(s.val_error),
+                     percent(s.val_top5_error), f"{top1} / {top5}"])  # fmt: skip
     return header, rows
 
 

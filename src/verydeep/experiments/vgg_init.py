@@ -34,7 +34,7 @@ def steps_to_reach(result: RunResult, target: float) -> int | None:
 
 
 def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
-    target = results["A"].summary["val_error"]
+    target = results["A"].summary.val_error
     out = []
     for config in sorted({r.spec.group for r in results.values()} - {"A"}):
         random, warm = results[f"{config} random"], results[f"{config} from A"]
@@ -42,8 +42,8 @@ def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
         holds = a is not None and (b is None or a < b)
         evidence = (
             f"Steps to reach A's final validation error ({percent(target)}%): from A {a or 'never'}, random "
-            f"{b or 'never'}; final validation error {percent(warm.summary['val_error'])}% vs "
-            f"{percent(random.summary['val_error'])}%."
+            f"{b or 'never'}; final validation error {percent(warm.summary.val_error)}% vs "
+            f"{percent(random.summary.val_error)}%."
         )
         out.append(Verdict(f"{config} initialised from A trains faster than {config} from random", holds, evidence))
     return out
@@ -56,10 +56,10 @@ def figures(results: dict[str, RunResult], analysis: dict, out: Path) -> list[Pa
 
 
 def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], list[list[str]]]:
-    target = results["A"].summary["val_error"]
+    target = results["A"].summary.val_error
     header = ["run", "train error %", "val error %", "steps to reach A's val error"]
     rows = [
-        [label, percent(r.summary["train_error"]), percent(r.summary["val_error"]),
+        [label, percent(r.summary.train_error), percent(r.summary.val_error),
          "" if label == "A" else str(steps_to_reach(r, target) or "never")]
         for label, r in results.items()
     ]  # fmt: skip
