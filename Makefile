@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean mutants
+.PHONY: demo test lint install clean mutants reproduce readme
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/verydeep reproduce degradation --preset quick
 
+# Every experiment and reproductions/index.md (resumable: run it again to continue), then the README's table.
+PRESET ?= standard
+reproduce: $(STAMP)
+	$(VENV)/bin/verydeep reproduce all --preset $(PRESET)
+
+readme: $(STAMP)
+	$(PY) tools/readme_results.py
+
 test: $(STAMP)
 	$(PY) -m pytest
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 # Mutation testing of the code that decides results (not part of `make test`: it takes long). One module:

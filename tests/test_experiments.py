@@ -21,58 +21,111 @@ from verydeep.experiments import (
     workers,
 )
 from verydeep.experiments.base import RunSpec
-from verydeep.experiments.runner import plan, reproduce_command
+from verydeep.experiments.report import reproduce_command
+from verydeep.experiments.runner import plan
 from verydeep.runs import MetricsRow, RunDir, Summary, load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """``smoke(name)`` reproduces an experiment's smoke preset once per module, into one runs folder shared by
-    all, as users' are: layer_responses then reuses the degradation runs. Any test may ask first."""
+    """``smoke(name)`` reproduces an experiment's smoke preset with two seeds once per module, into one runs
+    folder shared by all, as users' are: layer_responses then reuses the degradation runs. Any test may ask
+    first; ``smoke.root`` is the folder they all write into."""
     root = tmp_path_factory.mktemp("reproductions")
-    done: dict[str, dict] = {}
+    done = {}
 
-    def reproduce_once(name: str) -> tuple[dict, Path]:
+    def reproduce_once(name: str):
         if name not in done:
-            done[name] = reproduce(
-                get_experiment(name), preset="smoke", out=root / name, runs_root=root / "runs", jobs=1,
-                log=lambda s: None,
-            )  # fmt: skip
-        return done[name], root / name
+            done[name] = reproduce(get_experiment(name), preset="smoke", out=root / f"{name}-smoke",
+                                   runs_root=root / "runs", jobs=1, seeds=2, log=lambda s: None)  # fmt: skip
+        return done[name], root / f"{name}-smoke"
 
+    reproduce_once.root = root
     return reproduce_once
 
 
+OUTCOMES = {"reproduced", "contradicted", "inconclusive", "not tested"}
+
+
 @pytest.mark.fashion_mnist
-@pytest.mark.parametrize("name", ["degradation", "layer_responses", "vgg_depth", "vgg_init", "shortcuts"])
-def test_smoke_preset_writes_report_summary_and_figure(smoke, name):
-    summary, out = smoke(name)
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_smoke_preset_with_two_seeds_writes_three_valued_verdicts_with_their_intervals(smoke, name):
+    result, out = smoke(name)
     assert (out / "report.md").exists() and (out / "results.csv").exists()
     saved = json.loads((out / "summary.json").read_text())
-    assert saved["reproduced"] in (True, False) and saved["reproduced"] == summary["reproduced"]
-    assert saved["verdicts"] and all(isinstance(v["reproduced"], bool) for v in saved["verdicts"])
-    assert saved["reproduced"] == all(v["reproduced"] for v in saved["verdicts"])
-    assert all(run["train_error"] is not None and run["val_error"] is not None for run in saved["runs"].values())
+    assert saved["seeds"] == [0, 1] and {len(runs) for runs in saved["runs"].values()} == {2}
+    assert [v["key"] for v in saved["verdicts"]] == [c.key for c in EXPERIMENTS[name].claims]
+    for verdict in saved["verdicts"]:
+        assert verdict["outcome"] in OUTCOMES
+        if verdict["outcome"] != "not tested":
+            low, high = verdict["interval"]
+            assert low <= verdict["difference"] <= high and verdict["seeds"] == 2
+            assert len(verdict["values_a"]) == len(verdict["values_b"]) == 2
     pngs = list(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     report = (out / "report.md").read_text()
     assert EXPERIMENTS[name].source in report and f"]({pngs[0].name})" in report
-    for verdict in saved["verdicts"]:  # the report says what summary.json says
-        mark = "reproduced" if verdict["reproduced"] else "NOT reproduced"
-        assert f"- **{mark}**: {verdict['claim']}." in report
+    for verdict, v in zip(saved["verdicts"], result.verdicts, strict=True):  # the report says what summary.json says
+        assert verdict["evidence"] == v.evidence() and f"({v.claim.source}): {v.claim.statement}. " in report
+    assert report.count(", seed ") == sum(len(runs) for runs in saved["runs"].values())  # every run listed
 
 
 @pytest.mark.fashion_mnist
-def test_layer_responses_reuses_the_degradation_runs(smoke):
-    degradation, _ = smoke("degradation")
-    responses, _ = smoke("layer_responses")
-    assert {k: v["folder"] for k, v in degradation["runs"].items()} == {
-        k: v["folder"] for k, v in responses["runs"].items()
-    }
+def test_layer_responses_and_protocols_reuse_the_degradation_runs(smoke):
+    def folders(name):
+        return {(label, seed): run.path for seed, by in smoke(name)[0].runs.items() for label, run in by.items()}
+
+    degradation = folders("degradation")
+    assert folders("layer_responses") == degradation
+    assert folders("protocols") == {k: v for k, v in degradation.items() if k[0] == "ResNet-20"}
+
+
+@pytest.mark.fashion_mnist
+def test_reproduce_all_writes_an_index_with_a_row_per_claim_of_the_ledger(smoke):
+    from verydeep.experiments import reproduce_all
+    from verydeep.experiments.claims import CLAIMS
+
+    for name in EXPERIMENTS:
+        smoke(name)  # trained already: reproduce all trains nothing more
+    done, index = reproduce_all(list(EXPERIMENTS.values()), "smoke", root=smoke.root, jobs=1, seeds=2,
+                                log=lambda s: None)  # fmt: skip
+    saved = json.loads((smoke.root / "index.json").read_text())
+    assert [c["key"] for c in saved["claims"]] == [c.key for c in CLAIMS]
+    assert sum(saved["counts"].values()) == len(CLAIMS)
+    table = index.read_text()
+    assert table.count("\n| ") == len(CLAIMS) + 1  # the header and a row per claim
+    for claim in CLAIMS:
+        assert f"| {claim.statement} | {claim.source} |" in table
+    assert "`verydeep reproduce degradation --preset smoke --seeds 2`" not in table  # smoke's own seeds: 2
+    assert saved["machine"]["cpu"] and set(saved["experiments"]) == set(EXPERIMENTS)
+
+
+@pytest.mark.fashion_mnist
+def test_the_readmes_results_are_written_from_the_index_and_nothing_else_changes(smoke, tmp_path):
+    import runpy
+
+    from verydeep.experiments import reproduce_all
+
+    reproduce_all(list(EXPERIMENTS.values()), "smoke", root=smoke.root, jobs=1, seeds=2, log=lambda s: None)
+    tool = runpy.run_path(str(Path(__file__).parent.parent / "tools" / "readme_results.py"))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{tool['BEGIN']}\nstale\n{tool['END']}\nafter\n")
+    index = json.loads((smoke.root / "index.json").read_text())
+    section = tool["section"](index)
+    for claim in index["claims"]:
+        assert f"| {claim['claim']} | {claim['source']} |" in section and claim["outcome"] in section
+    text = readme.read_text().replace(f"{tool['BEGIN']}\nstale\n{tool['END']}", section)
+    argv = ["readme_results.py", str(smoke.root / "index.json"), "--readme", str(readme)]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("sys.argv", argv)
+        assert tool["main"]() == 0
+        assert readme.read_text() == text and "stale" not in text
+        m.setattr("sys.argv", [*argv, "--check"])
+        assert tool["main"]() == 0
 
 
 def test_vgg_init_starts_each_from_a_run_from_the_trained_a_and_the_others_from_random(tmp_path):
-    planned = plan(get_experiment("vgg_init"), "quick", "fashion-mnist", None, tmp_path, 0, {"configs": ("D", "E")})
+    planned = plan(get_experiment("vgg_init"), "quick", "fashion-mnist", None, tmp_path, (0,), {"configs": ("D", "E")})
     folders = {spec.label: folder for spec, _, folder in planned}
     starts = {spec.label: config.init_from for spec, config, _ in planned}
     assert starts == {"A": None, "D random": None, "E random": None, "D from A": str(folders["A"]),
@@ -86,19 +139,20 @@ def test_each_run_is_configured_from_its_experiment_preset_and_spec(tmp_path):
     of both, the spec's recipe or else the experiment's, the data and seed asked for, never the test split."""
     experiment = get_experiment("degradation")
     quick = experiment.presets["quick"]
-    planned = plan(experiment, "quick", "cifar10", "/data/cifar", tmp_path, 3, {"depths": (20, 56)})
+    planned = plan(experiment, "quick", "cifar10", "/data/cifar", tmp_path, (3,), {"depths": (20, 56)})
     assert len(planned) == 4
     for spec, config, folder in planned:
         assert (config.model, config.data, config.data_dir, config.seed) == (spec.model, "cifar10", "/data/cifar", 3)
         assert (config.epochs, config.subset, config.val_size) == (quick.epochs, quick.subset, quick.val_size)
         assert config.log_every == quick.log_every and config.test is False and config.recipe == "resnet_cifar"
         assert config.overrides == {**quick.overrides, **spec.overrides} == {"batch_size": 32, "lr": 0.025}
-        assert config.model_options == ({"zero_init_residual": True} if spec.group == "ResNet" else {})
+        assert config.model_options == {}  # the paper's initialisation: Fig. 7's responses are measured on these
         assert folder.parent == tmp_path
     vgg = get_experiment("vgg_depth")
-    ((spec, config, _),) = plan(vgg, "quick", "fashion-mnist", None, tmp_path, 0, {"configs": ("A",)})
-    assert config.recipe == "vgg" and config.model_options == {"init": "kaiming"} and config.data_dir is None
-    imagenet = plan(experiment, "smoke", "fashion-mnist", None, tmp_path, 0, {"depths": (18, 34)})
+    ((spec, config, _),) = plan(vgg, "quick", "fashion-mnist", None, tmp_path, (0,), {"configs": ("A",)})
+    assert config.recipe == "vgg" and config.model_options == {"init": "kaiming", "width": 0.25}
+    assert config.data_dir is None
+    imagenet = plan(experiment, "smoke", "fashion-mnist", None, tmp_path, (0,), {"depths": (18, 34)})
     assert {config.recipe for _, config, _ in imagenet} == {"resnet_imagenet"}
 
 
@@ -117,11 +171,11 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkey
     monkeypatch.setattr(workers, "fit", fit_interrupting_the_second_run)
     experiment = get_experiment("shortcuts")
     with pytest.raises(ExperimentInterrupted):
-        reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, log=lambda s: None)
+        reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, seeds=1, log=lambda s: None)
     interrupted = [f for f in (tmp_path / "runs").iterdir() if not RunDir(f).summary.exists()]
     assert len(interrupted) == 1 and RunDir(interrupted[0]).load_checkpoint()["step"] == 3
     calls.clear()
-    reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, log=lambda s: None)
+    reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, seeds=1, log=lambda s: None)
     assert calls == [("resnet20", True), ("resnet20", False)]  # the first run is not trained again
 
 
@@ -159,10 +213,10 @@ def test_imagenet_degradation_compares_parameter_free_shortcuts():
 
 def test_the_report_gives_the_shortest_command_that_reproduces_it():
     experiment = get_experiment("degradation")
-    short = reproduce_command(experiment, "quick", "fashion-mnist", 0, dict(experiment.defaults))
-    assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]
-    long = reproduce_command(experiment, "quick", "cifar10", 3, {"depths": (20, 110)})
-    assert long[5:] == ["--data", "cifar10", "--seed", "3", "--depths", "20,110"]
+    short = reproduce_command(experiment, "quick", "fashion-mnist", (0, 1, 2), dict(experiment.defaults))
+    assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]  # quick's own three seeds
+    long = reproduce_command(experiment, "quick", "cifar10", (3, 4), {"depths": (20, 110)})
+    assert long[5:] == ["--data", "cifar10", "--seeds", "2", "--seed", "3", "--depths", "20,110"]
 
 
 def test_a_run_is_keyed_by_what_decides_it_so_vgg16_and_vgg_d_share_one():

@@ -46,3 +46,27 @@ def test_summary_paper_rows_all_agree():
     rows = paper_rows()
     assert {r.source for r in rows} == {"VGG Table 2", "ResNet Table 1", "ResNet Table 6", "VGG Sec. 2.3"}
     assert [r.item for r in rows if not r.agrees] == []
+
+
+def test_the_shallow_5x5_net_of_vgg_sec_4_1_is_b_with_each_pair_of_3x3s_one_5x5():
+    # By its definition: B's five blocks of two 3x3 convs become one 5x5 conv each (the same receptive field),
+    # then the paper's head: FC-4096 on the 7x7x512 map, FC-4096, FC-1000.
+    convs = [(3, 64), (64, 128), (128, 256), (256, 512), (512, 512)]
+    fcs = [(7 * 7 * 512, 4096), (4096, 4096), (4096, 1000)]
+    expected = sum(5 * 5 * c_in * c_out + c_out for c_in, c_out in convs) + sum(i * o + o for i, o in fcs)
+    model = meta_model("vgg_b_5x5")
+    assert count_parameters(model) == expected == 134_503_528
+    kernels = [m.kernel_size for m in model.features if hasattr(m, "kernel_size") and m.__class__.__name__ == "Conv2d"]
+    assert kernels == [(5, 5)] * 5
+    assert count_parameters(meta_model("vgg_b")) - expected == sum(  # 2 x 9 against 25 weights per channel pair
+        9 * c_in * c_out + c_out + 9 * c_out * c_out + c_out - 25 * c_in * c_out - c_out for c_in, c_out in convs
+    )
+
+
+def test_width_scales_every_vgg_layer_and_the_small_heads_fc():
+    quarter = meta_model("vgg_d", head="small", image_size=28, in_channels=1, num_classes=10, width=0.25)
+    widths = [m.out_channels for m in quarter.features if m.__class__.__name__ == "Conv2d"]
+    assert widths == [16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128]
+    assert [m.out_features for m in quarter.classifier if m.__class__.__name__ == "Linear"] == [128, 128, 10]
+    with pytest.raises(ValueError, match="width scales the small-image head"):
+        meta_model("vgg_d", width=0.5)

@@ -1,5 +1,7 @@
-"""Each experiment's verdicts on hand-made results: the paper's ordering reads reproduced, the reverse does not,
-and a gap smaller than the noise the verdict computes reads within noise -- with that noise checked by hand."""
+"""Verdicts over seeds on hand-made results: the statistics against cases computed by hand and against tables, each
+quantity measured on runs made to give a known value, and every claim of the ledger read in the paper's direction
+-- written out here from the papers, not from the ledger -- as reproduced, the reverse as contradicted, a tie as
+inconclusive."""
 
 from __future__ import annotations
 
@@ -9,281 +11,305 @@ from pathlib import Path
 
 import pytest
 
-from verydeep.experiments import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
-from verydeep.experiments.base import RunResult, RunSpec, compare_val_errors, percent
+from verydeep import evidence
+from verydeep.evidence import decide, t_cdf, t_quantile, welch
+from verydeep.experiments import EXPERIMENTS, degradation, layer_responses, protocols, vgg_depth, vgg_init, warmup
+from verydeep.experiments.base import (
+    Quantity,
+    RunResult,
+    RunSpec,
+    early_train_error,
+    final_train_error,
+    final_val_error,
+    judge,
+    percent,
+)
+from verydeep.experiments.claims import CLAIMS, claims_of
 from verydeep.runs import MetricsRow, Summary
 
+# -- the statistics ----------------------------------------------------------------------------------------------
 
-def result(label: str, model: str, group: str = "", *, train_error: float = 0.1, val_error: float = 0.1,
-           windows: tuple[float, ...] = (), val_series: tuple[tuple[int, float], ...] = (),
-           val_images: int | None = 5000) -> RunResult:  # fmt: skip
-    """A finished run as the runner loads it. ``windows``: the training error of each logged window of the last
-    of two epochs (the first epoch's windows read 0.9, far from anything compared); ``val_series``: (step, val
-    error) of each epoch, by default two epochs ending at ``val_error``."""
-    windows = windows or (train_error,)
-    val_series = val_series or ((100, 0.5), (200, val_error))
-    first, last = val_series[-2][0] if len(val_series) > 1 else 0, val_series[-1][0]
-    rows = [MetricsRow(step, step / last, 0.1, train_error=0.9) for step in range(10, first, 10)]
-    spacing = (last - first) // (len(windows) + 1)
-    rows += [MetricsRow(first + spacing * (i + 1), 0.5, 0.1, train_error=e) for i, e in enumerate(windows)]
-    rows += [MetricsRow(step, step / last, 0.1, val_error=error, images_per_second=1000.0)
-             for step, error in val_series]  # fmt: skip
+
+@pytest.mark.parametrize(("df", "t"), [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042), (1e7, 1.960)])
+def test_the_t_quantiles_are_the_tables(df, t):
+    assert t_quantile(0.975, df) == pytest.approx(t, abs=5e-4)
+    assert t_cdf(t_quantile(0.975, df), df) == pytest.approx(0.975, abs=1e-9)
+    assert t_quantile(0.025, df) == pytest.approx(-t, abs=5e-4) and t_cdf(0.0, df) == pytest.approx(0.5)
+
+
+def test_the_t_distribution_with_one_degree_of_freedom_is_cauchys():
+    for t in (-3.0, -0.5, 0.7, 2.0, 40.0):
+        assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
+
+
+def test_welchs_interval_matches_a_case_worked_by_hand():
+    # means 2 and 5, both standard deviations 1, n = 3: se = sqrt(1/3 + 1/3) = 0.8165;
+    # df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4; t(0.975, 4) = 2.7764; half-width 2.2669; t = -3/0.8165 = -3.674
+    d = welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert (d.mean_a, d.std_a, d.mean_b, d.std_b, d.n_a, d.n_b) == (2.0, 1.0, 5.0, 1.0, 3, 3)
+    assert d.df == pytest.approx(4.0) and d.value == -3.0
+    assert (d.low, d.high) == (pytest.approx(-5.2669, abs=1e-4), pytest.approx(-0.7331, abs=1e-4))
+    assert d.p_value == pytest.approx(0.02131, abs=1e-5)  # two-sided p of t = -3.674 on 4 df
+
+
+def test_welch_with_unequal_spreads_uses_the_satterthwaite_degrees_of_freedom():
+    # variances 1/3 and 100/3 of the means: df = (101/3)^2 / ((1/3)^2/2 + (100/3)^2/2) = 2.0398
+    d = welch([0.0, 1.0, 2.0], [0.0, 10.0, 20.0])
+    assert d.df == pytest.approx(10201 / 5000.5, rel=1e-9)
+    assert d.high - d.value == pytest.approx(t_quantile(0.975, d.df) * math.sqrt(101 / 3), rel=1e-9)
+
+
+def test_one_seed_a_side_gives_no_interval_and_decides_nothing():
+    outcome, d = decide([0.1], [0.5], "lower")
+    assert outcome == "inconclusive" and d.low is None and d.p_value is None and d.value == pytest.approx(-0.4)
+
+
+def test_seeds_that_agree_exactly_give_an_exact_difference():
+    outcome, d = decide([0.1, 0.1, 0.1], [0.2, 0.2, 0.2], "lower")
+    assert outcome == "reproduced" and d.low == d.high == pytest.approx(-0.1) and d.p_value == 0.0
+    assert decide([0.1, 0.1], [0.1, 0.1], "lower")[0] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "lower", "higher"),
+    [
+        ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], "reproduced", "contradicted"),  # interval [-5.27, -0.73]
+        ([4.0, 5.0, 6.0], [1.0, 2.0, 3.0], "contradicted", "reproduced"),
+        ([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], "inconclusive", "inconclusive"),  # [-3.27, 1.27] holds zero
+    ],
+)
+def test_a_direction_is_reproduced_contradicted_or_inconclusive_by_where_the_interval_lies(a, b, lower, higher):
+    assert decide(a, b, "lower")[0] == lower and decide(a, b, "higher")[0] == higher
+
+
+def test_equivalence_is_decided_by_two_one_sided_tests_against_the_margin():
+    close = ([0.100, 0.102, 0.104], [0.101, 0.103, 0.105])  # difference -0.001, 90% interval about +-0.0038
+    outcome, d = decide(*close, "equivalent", margin=0.01)
+    assert outcome == "reproduced" and d.level == pytest.approx(0.90)
+    assert d.high - d.value == pytest.approx(t_quantile(0.95, d.df) * math.sqrt(2 * 0.002**2 / 3))
+    assert decide(*close, "equivalent", margin=0.003)[0] == "inconclusive"  # the interval crosses the margin
+    far = ([0.10, 0.101, 0.102], [0.13, 0.131, 0.132])  # 3 points apart, the 95% interval well outside +-1
+    outcome, d = decide(*far, "equivalent", margin=0.01)
+    assert outcome == "contradicted" and d.level == pytest.approx(0.95) and d.high < -0.01
+    with pytest.raises(ValueError, match="positive margin"):
+        decide(*close, "equivalent")
+
+
+def test_an_unknown_relation_is_refused():
+    with pytest.raises(ValueError, match="unknown relation 'worse'"):
+        decide([1.0, 2.0], [3.0, 4.0], "worse")
+    assert evidence.LEVEL == 0.95
+
+
+# -- what each quantity measures ------------------------------------------------------------------------------
+
+
+def summary(train_error: float = 0.1, val_error: float | None = 0.1, steps: int = 200) -> Summary:
+    return Summary("m", {}, "fashion-mnist", "resnet_cifar", 2.0, steps, train_error, val_error, None,
+                   None if val_error is None else 5000, 1.0, 1000.0, "fp32", "cpu")  # fmt: skip
+
+
+def result(label: str, model: str = "resnet20", *, train_error: float = 0.1, val_error: float | None = 0.1,
+           windows: tuple[tuple[int, float], ...] = (), val_series: tuple[tuple[int, float], ...] = (),
+           steps: int = 200, path: str | None = None) -> RunResult:  # fmt: skip
+    """A finished run as the runner loads it: training-error windows (step, error) and epoch rows (step, val)."""
+    rows = [MetricsRow(s, s / 100, 0.1, train_loss=1.0, train_error=e) for s, e in windows]
+    rows += [MetricsRow(s, s / 100, 0.1, val_error=e, images_per_second=1000.0) for s, e in val_series]
     rows.sort(key=lambda r: (r.step, r.is_epoch))
-    summary = Summary("m", {}, "fashion-mnist", "resnet_cifar", 2.0, last, train_error, val_error, None, val_images,
-                      1.0, 1000.0, "fp32", "cpu")  # fmt: skip
-    return RunResult(RunSpec(label, model, group=group), Path(label), summary, rows)
+    return RunResult(RunSpec(label, model), Path(path or label), summary(train_error, val_error, steps), rows)
 
 
-def spread(centre: float, half_width: float, n: int = 8) -> tuple[float, ...]:
-    """``n`` windows alternating around ``centre``: their mean is ``centre``, their stdev about ``half_width``."""
-    return tuple(centre + (half_width if i % 2 else -half_width) for i in range(n))
+def test_the_final_errors_are_the_summarys_and_a_run_without_validation_says_so():
+    run = result("x", train_error=0.12, val_error=0.15)
+    assert final_train_error(run, {}) == 0.12 and final_val_error(run, {}) == 0.15
+    with pytest.raises(ValueError, match="held out no validation images"):
+        final_val_error(result("y", val_error=None), {})
 
 
-def by_label(*results: RunResult) -> dict[str, RunResult]:
-    return {r.spec.label: r for r in results}
+def test_the_early_training_error_averages_the_windows_of_the_first_tenth():
+    windows = ((5, 0.9), (10, 0.7), (20, 0.5), (21, 0.1), (200, 0.05))  # the first tenth of 200 steps ends at 20
+    assert early_train_error(result("x", windows=windows), {}) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
+    assert early_train_error(result("x", windows=((50, 0.4), (100, 0.2))), {}) == 0.4  # none that early: the first
 
 
-# The degradation problem (ResNet Fig. 6): compared on the final epoch's training error
+def test_steps_to_reach_is_the_first_evaluated_step_at_or_below_the_target():
+    run = result("x", "vgg_d", val_series=((10, 0.5), (20, 0.2), (30, 0.1), (40, 0.2)))
+    assert vgg_init.steps_to_reach(run, 0.2) == 20
+    assert vgg_init.steps_to_reach(run, 0.15) == 30
+    assert vgg_init.steps_to_reach(run, 0.05) is None
 
 
-def degradation_runs(plain: tuple[float, float], resnet: tuple[float, float], half_width: float = 0.002):
-    """plain-20, plain-56, ResNet-20, ResNet-56 with these final training errors (20, 56)."""
-    runs = []
-    for group, prefix, errors in (("plain", "plain", plain), ("ResNet", "resnet", resnet)):
-        for depth, error in zip((20, 56), errors):
-            runs.append(result(f"{group}-{depth}", f"{prefix}{depth}", group, train_error=error,
-                               windows=spread(error, half_width)))  # fmt: skip
-    return by_label(*runs)
+def test_steps_to_a_use_the_a_of_the_same_seed_and_count_never_as_the_whole_run():
+    runs = {"A": result("A", "vgg_a", val_error=0.2)}
+    warm = result("D from A", "vgg_d", val_series=((10, 0.3), (20, 0.2)), steps=40)
+    cold = result("D random", "vgg_d", val_series=((10, 0.4), (20, 0.3)), steps=40)
+    assert vgg_init.steps_to_a(warm, runs) == 20 and vgg_init.steps_to_a(cold, runs) == 40
 
 
-def test_the_degradation_verdicts_follow_the_papers_ordering():
-    plain, resnet = degradation.verdicts(degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05)), {})
-    assert plain.reproduced and not plain.within_noise and "plain-56" in plain.claim and "degradation" in plain.claim
-    assert resnet.reproduced and not resnet.within_noise and "ResNet-56" in resnet.claim
-    assert "+10.00 points" in plain.evidence and "-5.00 points" in resnet.evidence
+def test_the_response_of_a_run_is_the_mean_over_its_3x3_layers(monkeypatch):
+    monkeypatch.setattr(layer_responses, "responses", lambda folder: {Path("a"): (1.5, 0.5, 1.0)}[folder])
+    assert layer_responses.mean_response(result("x", path="a"), {}) == pytest.approx(1.0)
 
 
-def test_the_degradation_verdicts_read_not_reproduced_the_other_way_round():
-    plain, resnet = degradation.verdicts(degradation_runs(plain=(0.20, 0.10), resnet=(0.05, 0.10)), {})
-    assert not plain.reproduced and not plain.within_noise
-    assert not resnet.reproduced and not resnet.within_noise
+def test_the_protocol_quantities_evaluate_the_run_with_their_protocol(monkeypatch):
+    errors = {"center": 0.2, "tencrop": 0.18}
+    monkeypatch.setattr(protocols, "protocol_error", lambda folder, protocol: errors[protocol])
+    run = result("ResNet-20")
+    assert protocols.centre_error(run, {}) == 0.2 and protocols.tencrop_error(run, {}) == 0.18
 
 
-def test_the_degradation_verdicts_take_the_shallowest_and_deepest_of_each_group_in_any_order():
-    runs = degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05))
-    runs["plain-32"] = result("plain-32", "plain32", "plain", train_error=0.5, windows=spread(0.5, 0.002))
-    shuffled = dict(reversed(list(runs.items())))
-    plain, resnet = degradation.verdicts(shuffled, {})
-    assert "plain-56" in plain.claim and "than plain-20" in plain.claim and plain.reproduced
-    assert "ResNet-56" in resnet.claim and "than ResNet-20" in resnet.claim
-
-
-def test_a_gap_inside_the_windows_noise_is_within_noise():
-    # the noise is two standard errors of the difference of the two runs' window means
-    half_width, n = 0.02, 8
-    windows = spread(0.2, half_width, n)
-    stdev = math.sqrt(sum((w - 0.2) ** 2 for w in windows) / (n - 1))
-    noise = 2 * math.sqrt(2 * (stdev / math.sqrt(n)) ** 2)
-    assert degradation.standard_error(result("x", "plain20", windows=windows)) == pytest.approx(stdev / math.sqrt(n))
-    for gap, within in ((0.9 * noise, True), (1.1 * noise, False)):
-        deep = result("plain-56", "plain56", "plain", train_error=0.2 + gap, windows=spread(0.2 + gap, half_width, n))
-        shallow = result("plain-20", "plain20", "plain", train_error=0.2, windows=windows)
-        verdict = degradation.compare(deep, shallow, True, "claim")
-        assert verdict.reproduced and verdict.within_noise is within, gap
-        assert f"two standard errors of the windows' mean: {100 * noise:.2f}" in verdict.evidence
-
-
-def test_the_noise_comes_from_the_last_epochs_windows_only():
-    run = result("x", "plain20", windows=(0.30, 0.34, 0.32), val_series=((100, 0.5), (200, 0.4)))
-    assert degradation.final_epoch_windows(run) == [0.30, 0.34, 0.32]  # not the first epoch's 0.9s
-    one_epoch = result("y", "plain20", windows=(0.30, 0.34), val_series=((100, 0.4),))
-    assert degradation.final_epoch_windows(one_epoch) == [0.30, 0.34]
-    assert degradation.standard_error(result("z", "plain20", windows=(0.3,))) == math.inf  # one window: no spread
-
-
-def test_with_three_depths_the_deepest_is_compared_with_the_shallowest_not_the_middle_one():
-    runs = degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05))
-    runs["plain-32"] = result("plain-32", "plain32", "plain", train_error=0.05, windows=spread(0.05, 0.002))
-    runs["ResNet-32"] = result("ResNet-32", "resnet32", "ResNet", train_error=0.30, windows=spread(0.30, 0.002))
-    plain, resnet = degradation.verdicts(runs, {})
-    assert plain.reproduced and resnet.reproduced  # 56 against 20; 32 against 20 would read the other way
-    assert "Final-epoch training error plain-56 20.00% vs plain-20 10.00%" in plain.evidence
-    assert "Final-epoch training error ResNet-56 5.00% vs ResNet-20 10.00%" in resnet.evidence
-    assert "(plain-56)" in plain.claim and "(ResNet-56)" in resnet.claim
-
-
-def test_a_tie_is_no_degradation_and_no_higher_error():
-    plain, resnet = degradation.verdicts(degradation_runs(plain=(0.10, 0.10), resnet=(0.10, 0.10)), {})
-    assert not plain.reproduced and plain.within_noise  # "higher" is strict
-    assert resnet.reproduced and resnet.within_noise  # "no higher" holds
-
-
-def test_a_gap_of_exactly_the_noise_is_not_within_noise(monkeypatch):
-    deep = result("plain-56", "plain56", "plain", train_error=0.75)
-    shallow = result("plain-20", "plain20", "plain", train_error=0.125)
-    errors = {"plain-56": 0.1875, "plain-20": 0.25}  # 2 * sqrt(0.1875^2 + 0.25^2) = 0.625 = 0.75 - 0.125 exactly
-    monkeypatch.setattr(degradation, "standard_error", lambda r: errors[r.spec.label])
-    verdict = degradation.compare(deep, shallow, True, "claim")
-    assert verdict.reproduced and not verdict.within_noise
-
-
-def window(step: int, train_error: float) -> MetricsRow:
-    return MetricsRow(step, step / 100, 0.1, train_loss=1.0, train_error=train_error)
-
-
-def epoch_end(step: int, val_error: float | None) -> MetricsRow:
-    return MetricsRow(step, step / 100, 0.1, val_error=val_error, images_per_second=1000.0)
-
-
-def test_the_last_epochs_windows_start_after_the_previous_epoch_and_fall_back_to_the_last_window():
-    run = result("x", "plain20", val_series=((100, 0.5), (200, 0.4)))
-    run.metrics = [window(s, e) for s, e in ((50, 0.7), (100, 0.6), (150, 0.35), (200, 0.33))]
-    run.metrics += [epoch_end(100, 0.5), epoch_end(200, 0.4)]
-    assert degradation.final_epoch_windows(run) == [0.35, 0.33]  # not the window logged at the epoch's start
-    unvalidated = result("v", "plain20")  # --val-size 0: its epoch rows hold no validation error
-    unvalidated.metrics = run.metrics[:4] + [epoch_end(100, None), epoch_end(200, None)]
-    assert degradation.final_epoch_windows(unvalidated) == [0.35, 0.33]
-    one_epoch = result("y", "plain20", val_series=((4, 0.4),))
-    one_epoch.metrics = [window(s, 0.1 * s) for s in (1, 2, 3, 4)]
-    assert degradation.final_epoch_windows(one_epoch) == pytest.approx([0.1, 0.2, 0.3, 0.4])  # from step 1 on
-    stale = result("z", "plain20", val_series=((100, 0.5), (200, 0.4)))
-    stale.metrics = [window(s, e) for s, e in ((40, 0.7), (80, 0.6), (100, 0.5))]
-    stale.metrics += [epoch_end(100, 0.5), epoch_end(200, 0.4)]
-    assert degradation.final_epoch_windows(stale) == [0.5]  # no window in the last epoch: the last one
-    assert degradation.standard_error(result("w", "plain20", windows=(0.3, 0.5))) == pytest.approx(0.1)
-
-
-def test_the_degradation_table_lists_plain_nets_first_by_depth_with_the_papers_figures():
-    header, rows = degradation.table(degradation_runs(plain=(0.10, 0.20), resnet=(0.10, 0.05)), {})
-    assert [row[0] for row in rows] == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
-    assert rows[1][2] == "20.00" and rows[3][2] == "5.00"
-    assert "6.97" in rows[3][-1] and "Table 6" in rows[3][-1]  # ResNet-56's CIFAR-10 test error
-
-
-# Comparisons of validation error (VGG Table 3, ResNet Table 3)
-
-
-def test_compare_val_errors_has_two_binomial_standard_errors_of_noise():
-    better, worse = result("D", "vgg_d", val_error=0.10), result("C", "vgg_c", val_error=0.12)
-    # 2 * sqrt(2 p (1 - p) / n) with p = 0.11: 0.01252 at n = 5000, 0.02798 at n = 1000
-    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
-    assert verdict.reproduced and not verdict.within_noise and "two standard errors: 1.25" in verdict.evidence
-    better, worse = (dataclasses.replace(r, summary=dataclasses.replace(r.summary, val_images=1000))
-                     for r in (better, worse))  # fmt: skip
-    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
-    assert verdict.reproduced and verdict.within_noise and "two standard errors: 2.80" in verdict.evidence
-    reverse = compare_val_errors(by_label(better, worse), "claim", "C", "D")
-    assert not reverse.reproduced and reverse.within_noise
-
-
-def test_compare_val_errors_states_both_errors_and_counts_a_tie_as_no_higher():
-    better, worse = result("D", "vgg_d", val_error=0.1234), result("C", "vgg_c", val_error=0.1234)
-    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
-    assert verdict.reproduced and verdict.within_noise  # "no higher": a tie holds, and it is noise
-    assert "D 12.34% vs C 12.34%" in verdict.evidence
-
-
-def test_a_gap_of_exactly_two_standard_errors_is_not_within_noise():
-    # p = 0.25, n = 6: 2 * sqrt(2 * 0.25 * 0.75 / 6) = 2 * 0.25 = 0.5 exactly, the gap between 0 and 0.5
-    better, worse = result("D", "vgg_d", val_error=0.0, val_images=6), result("C", "vgg_c", val_error=0.5)
-    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
-    assert verdict.reproduced and not verdict.within_noise and "two standard errors: 50.00" in verdict.evidence
-
-
-def test_without_a_count_of_val_images_there_is_no_noise_margin():
-    better = result("D", "vgg_d", val_error=0.10, val_images=None)
-    worse = result("C", "vgg_c", val_error=0.1001)
-    verdict = compare_val_errors(by_label(better, worse), "claim", "D", "C")
-    assert verdict.reproduced and not verdict.within_noise and "two standard errors: 0.00" in verdict.evidence
+def test_the_degradation_placeholders_are_the_shallowest_and_deepest_depth():
+    assert degradation.names({"depths": (56, 20, 32)}) == {"shallow": "20", "deep": "56"}
 
 
 def test_percent_writes_a_fraction_as_a_percentage_and_nothing_for_a_missing_value():
     assert percent(0.12345) == "12.35" and percent(0.0) == "0.00" and percent(None) == ""
 
 
-def vgg(errors: dict[str, float]) -> dict[str, RunResult]:
-    return by_label(*(result(label, vgg_depth.CONFIGS[label], val_error=e) for label, e in errors.items()))
+# -- every claim in the paper's direction --------------------------------------------------------------------
+
+# From the papers, claim by claim: the run that has the lower quantity, and the one with the higher; for the
+# equivalence claims, the two that lie within the band. Written from PAPERS.md, so that a ledger entry with its
+# sides or its relation turned round fails here.
+LOWER_THAN = {
+    "resnet-fig6-plain-degrades": ("plain-20", "plain-56"),  # Fig. 6: plain-56 has the higher training error
+    "resnet-fig6-resnet-deeper-better": ("ResNet-56", "ResNet-20"),
+    "resnet-fig6-resnet-beats-plain-train": ("ResNet-56", "plain-56"),
+    "resnet-fig6-resnet-beats-plain-val": ("ResNet-56", "plain-56"),
+    "resnet-fig4-resnet-converges-faster": ("ResNet-20", "plain-20"),
+    "resnet-fig7-resnet-weaker-deep": ("ResNet-56", "plain-56"),
+    "resnet-fig7-resnet-weaker-shallow": ("ResNet-20", "plain-20"),
+    "resnet-fig7-deeper-resnet-weaker": ("ResNet-56", "ResNet-20"),
+    "resnet-table3-b-beats-a": ("option B", "option A"),
+    "resnet-table3-c-beats-b": ("option C", "option B"),
+    "resnet-sec42-warmup-starts-resnet110": ("warm-up", "lr 0.1 from the start"),
+    "vgg-table3-depth-helps": ("D", "A"),
+    "vgg-table3-c-beats-b": ("C", "B"),
+    "vgg-table3-d-beats-c": ("D", "C"),
+    "vgg-sec41-b-beats-shallow-5x5": ("B random", "B-5x5"),
+    "vgg-sec31-d-from-a-faster": ("D from A", "D random"),
+    "vgg-sec31-e-from-a-faster": ("E from A", "E random"),
+}
+WITHIN_A_POINT = {
+    "resnet-table3-projections-not-essential": ("option A", "option C"),
+    "vgg-table3-depth-saturates": ("E", "D"),
+    "vgg-table3-lrn-does-not-help": ("A-LRN", "A"),
+}
+# the two protocols of one run: ten crops give the lower error (ResNet Sec. 3.4)
+TWO_PROTOCOLS = {"resnet-sec34-ten-crop-beats-centre": ("tencrop_error", "centre_error")}
+NOT_TESTED = {"vgg-table3-scale-jittering", "vgg-table5-dense-and-multicrop"}
+NAMES = {"degradation": {"shallow": "20", "deep": "56"}, "layer_responses": {"shallow": "20", "deep": "56"},
+         "protocols": {"shallow": "20", "deep": "56"}}  # fmt: skip
 
 
-def test_the_vgg_depth_verdicts_follow_table_3():
-    paper_like = {"A": 0.296, "A-LRN": 0.297, "B": 0.287, "C": 0.281, "D": 0.270, "E": 0.250}
-    verdicts = vgg_depth.verdicts(vgg(paper_like), {})
-    assert [v.claim.split(":")[0] for v in verdicts] == ["depth helps", "LRN does not help", "1x1 convs are worse "
-                                                         "than 3x3 at equal depth"]  # fmt: skip
-    assert [v.reproduced for v in verdicts] == [True, True, True]
-    reversed_table = {"A": 0.25, "A-LRN": 0.24, "B": 0.26, "C": 0.26, "D": 0.28, "E": 0.30}
-    assert [v.reproduced for v in vgg_depth.verdicts(vgg(reversed_table), {})] == [False, False, False]
-    assert [v.within_noise for v in vgg_depth.verdicts(vgg(reversed_table), {})] == [False, True, False]
+def test_the_ledger_lists_every_claim_of_both_papers_with_its_source():
+    assert {c.key for c in CLAIMS} == set(LOWER_THAN) | set(WITHIN_A_POINT) | set(TWO_PROTOCOLS) | NOT_TESTED
+    assert len({c.key for c in CLAIMS}) == len(CLAIMS)
+    for claim in CLAIMS:
+        assert claim.source.startswith(("ResNet ", "VGG ")) and claim.statement and claim.paper, claim.key
+        assert claim.experiment in EXPERIMENTS and claim in EXPERIMENTS[claim.experiment].claims
+        experiment = EXPERIMENTS[claim.experiment]
+        if not claim.not_tested:
+            assert {claim.quantity, claim.quantity_b or claim.quantity} <= set(experiment.quantities), claim.key
+        assert bool(claim.not_tested) == (claim.key in NOT_TESTED)
+    assert {c.key: c.margin for c in CLAIMS if c.relation == "equivalent"} == dict.fromkeys(WITHIN_A_POINT, 0.01)
+    assert claims_of("warmup") == tuple(c for c in CLAIMS if c.experiment == "warmup")
 
 
-def test_the_vgg_depth_verdicts_leave_out_claims_whose_configurations_were_not_trained():
-    verdicts = vgg_depth.verdicts(vgg({"A": 0.3, "E": 0.2, "D": 0.25}), {})
-    assert [v.claim.split(":")[0] for v in verdicts] == ["depth helps"]
+class Fixed:
+    """Quantities that return the values a test sets for each (label, seed), whatever the runs hold."""
+
+    def __init__(self, values: dict[tuple[str, str], list[float]]):
+        self.values = values
+
+    def quantity(self, name: str, real: Quantity) -> Quantity:
+        return Quantity(real.title, lambda run, runs: self.values[(name, run.spec.label)][runs["_seed"]], real.unit)
 
 
-def test_the_shortcut_verdicts_follow_table_3():
-    def options(a: float, b: float, c: float):
-        return by_label(*(result(f"option {o}", "resnet20", "ResNet", val_error=e) for o, e in zip("ABC", (a, b, c))))
-
-    b_vs_a, c_vs_b = shortcuts.verdicts(options(0.30, 0.25, 0.20), {})
-    assert b_vs_a.reproduced and c_vs_b.reproduced and "B " in b_vs_a.claim and "C " in c_vs_b.claim
-    b_vs_a, c_vs_b = shortcuts.verdicts(options(0.20, 0.25, 0.30), {})
-    assert not b_vs_a.reproduced and not c_vs_b.reproduced
-    b_vs_a, c_vs_b = shortcuts.verdicts(options(0.20, 0.25, 0.20), {})
-    assert not b_vs_a.reproduced and c_vs_b.reproduced
+def verdict_on(claim, values: dict[tuple[str, str], list[float]]):
+    experiment = EXPERIMENTS[claim.experiment]
+    fixed = Fixed(values)
+    labels = {label for _, label in values}
+    seeds = {s: {label: result(label) for label in labels} | {"_seed": s} for s in range(3)}
+    quantities = {name: fixed.quantity(name, q) for name, q in experiment.quantities.items()}
+    fake = dataclasses.replace(experiment, quantities=quantities)
+    return judge(claim, fake, NAMES.get(claim.experiment, {}), seeds)
 
 
-def test_the_vgg_and_shortcut_claims_say_what_the_papers_claim():
-    claims = [v.claim for v in vgg_depth.verdicts(vgg({"A": 0.3, "A-LRN": 0.3, "C": 0.2, "D": 0.2, "E": 0.2}), {})]
-    assert claims == [
-        "depth helps: E (19 weight layers) has no higher error than A (11)",
-        "LRN does not help: A-LRN is no better than A",
-        "1x1 convs are worse than 3x3 at equal depth: C has no lower error than D",
-    ]
-    (only,) = vgg_depth.verdicts(vgg({"A": 0.3, "E": 0.2}), {})  # exactly the two a claim needs
-    assert only.claim.startswith("depth helps")
-    runs = by_label(*(result(f"option {o}", "resnet20", "ResNet") for o in "ABC"))
-    assert [v.claim for v in shortcuts.verdicts(runs, {})] == [
-        "B (projections where dimensions grow) is no worse than A (zero-padding)",
-        "C (projections everywhere) is no worse than B",
-    ]
+def spread(centre: float) -> list[float]:
+    return [centre - 0.002, centre, centre + 0.002]
 
 
-# Initialising from A (VGG Sec. 3.1): steps to reach A's final validation error
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.key in LOWER_THAN], ids=lambda c: c.key)
+def test_each_directional_claim_reads_reproduced_in_the_papers_direction_and_contradicted_reversed(claim):
+    lower, higher = LOWER_THAN[claim.key]
+    q = claim.quantity
+    assert verdict_on(claim, {(q, lower): spread(0.10), (q, higher): spread(0.15)}).outcome == "reproduced"
+    assert verdict_on(claim, {(q, lower): spread(0.15), (q, higher): spread(0.10)}).outcome == "contradicted"
+    tie = verdict_on(claim, {(q, lower): [0.10, 0.14, 0.12], (q, higher): [0.13, 0.11, 0.12]})
+    assert tie.outcome == "inconclusive" and tie.difference.low < 0 < tie.difference.high
 
 
-def init_runs(warm: tuple[tuple[int, float], ...], cold: tuple[tuple[int, float], ...], target: float = 0.2):
-    return by_label(
-        result("A", "vgg_a", "A", val_error=target),
-        result("D random", "vgg_d", "D", val_series=cold, val_error=cold[-1][1]),
-        result("D from A", "vgg_d", "D", val_series=warm, val_error=warm[-1][1]),
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.key in WITHIN_A_POINT], ids=lambda c: c.key)
+def test_each_equivalence_claim_reads_reproduced_within_a_point_and_contradicted_far_outside(claim):
+    one, other = WITHIN_A_POINT[claim.key]
+    q = claim.quantity
+    assert verdict_on(claim, {(q, one): spread(0.100), (q, other): spread(0.103)}).outcome == "reproduced"
+    for gap in (0.03, -0.03):
+        assert verdict_on(claim, {(q, one): spread(0.1), (q, other): spread(0.1 + gap)}).outcome == "contradicted"
+    wide = verdict_on(claim, {(q, one): [0.08, 0.10, 0.12], (q, other): [0.09, 0.11, 0.13]})
+    assert wide.outcome == "inconclusive"
+
+
+def test_ten_crops_are_compared_with_the_centre_view_of_the_same_runs():
+    (claim,) = [c for c in CLAIMS if c.key in TWO_PROTOCOLS]
+    better, worse = TWO_PROTOCOLS[claim.key]
+    run = "ResNet-20"
+    verdict = verdict_on(claim, {(better, run): spread(0.10), (worse, run): spread(0.12)})
+    assert verdict.outcome == "reproduced" and (verdict.a, verdict.b) == (run, run)
+    assert verdict_on(claim, {(better, run): spread(0.12), (worse, run): spread(0.10)}).outcome == "contradicted"
+
+
+def test_a_claim_not_tested_says_why_and_is_never_judged():
+    for claim in (c for c in CLAIMS if c.key in NOT_TESTED):
+        verdict = verdict_on(claim, {})
+        assert verdict.outcome == "not tested" and verdict.difference is None
+        assert verdict.evidence() == f"Not tested: {claim.not_tested}."
+
+
+def test_a_claim_whose_runs_were_not_trained_is_left_out():
+    (claim,) = [c for c in CLAIMS if c.key == "vgg-table3-d-beats-c"]
+    assert verdict_on(claim, {("val_error", "D"): spread(0.1)}) is None  # --configs without C
+
+
+def test_the_evidence_gives_both_sides_the_difference_and_its_interval():
+    (claim,) = [c for c in CLAIMS if c.key == "resnet-fig6-plain-degrades"]
+    verdict = verdict_on(claim, {("train_error", "plain-56"): [0.38, 0.39, 0.40],
+                                 ("train_error", "plain-20"): [0.20, 0.21, 0.22]})  # fmt: skip
+    # difference 0.18, both standard deviations 0.01: half-width 2.7764 * 0.01 * sqrt(2/3) = 0.0227
+    assert verdict.evidence() == (
+        "train error %: plain-56 39.00 ± 1.00 vs plain-20 21.00 ± 1.00 (mean ± std over 3 and 3 seeds); difference "
+        "+18.00 points, 95% interval [+15.73, +20.27] (Welch's t)."
     )
+    (band,) = [c for c in CLAIMS if c.key == "vgg-table3-lrn-does-not-help"]
+    verdict = verdict_on(band, {("val_error", "A-LRN"): spread(0.1), ("val_error", "A"): spread(0.1)})
+    # standard deviations 0.002: half-width t(0.95, 4) * 0.002 * sqrt(2/3) = 2.1318 * 0.001633 = 0.0035
+    assert verdict.evidence().endswith("90% interval [-0.35, +0.35] (TOST with Welch's t; margin ±1.00 points).")
 
 
-@pytest.mark.parametrize(
-    ("warm", "cold", "holds"),
-    [
-        (((10, 0.25), (20, 0.19), (30, 0.15)), ((10, 0.40), (20, 0.30), (30, 0.20)), True),  # 20 steps before 30
-        (((10, 0.40), (20, 0.30), (30, 0.20)), ((10, 0.25), (20, 0.19), (30, 0.15)), False),  # the other way
-        (((10, 0.30), (20, 0.20)), ((10, 0.30), (20, 0.25)), True),  # reaches it exactly; random never
-        (((10, 0.30), (20, 0.25)), ((10, 0.30), (20, 0.21)), False),  # neither reaches it
-        (((10, 0.30), (20, 0.19)), ((10, 0.30), (20, 0.18)), False),  # both at the same step: not faster
-    ],
-)
-def test_the_init_from_a_verdict_compares_steps_to_reach_as_final_error(warm, cold, holds):
-    runs = init_runs(warm, cold)
-    (verdict,) = vgg_init.verdicts(runs, {})
-    assert verdict.reproduced is holds and verdict.claim.startswith("D initialised from A trains faster")
+# -- which runs each experiment trains -----------------------------------------------------------------------
 
 
-def test_the_init_from_a_evidence_gives_the_steps_and_the_final_errors():
-    (verdict,) = vgg_init.verdicts(init_runs(((10, 0.25), (20, 0.19)), ((10, 0.40), (20, 0.30))), {})
-    assert verdict.evidence == (
-        "Steps to reach A's final validation error (20.00%): from A 20, random never; final validation error "
-        "19.00% vs 30.00%."
-    )
-    (verdict,) = vgg_init.verdicts(init_runs(((10, 0.30), (20, 0.25)), ((10, 0.19), (20, 0.15))), {})
-    assert "from A never, random 10;" in verdict.evidence
+def test_vgg_depth_starts_the_deeper_configurations_from_the_a_of_their_seed():
+    preset = vgg_depth.EXPERIMENT.presets["quick"]
+    specs = vgg_depth.runs({"configs": tuple(vgg_depth.CONFIGS)}, preset)
+    assert [(s.label, s.model, s.init_from) for s in specs] == [
+        ("A", "vgg_a", None), ("A-LRN", "vgg_a_lrn", None), ("B", "vgg_b", "A"), ("B-5x5", "vgg_b_5x5", None),
+        ("C", "vgg_c", "A"), ("D", "vgg_d", "A"), ("E", "vgg_e", "A"), ("B random", "vgg_b", None),
+    ]  # fmt: skip
+    assert [s.label for s in vgg_depth.runs({"configs": ("D",)}, preset)] == ["A", "D"]  # D needs its A
+    with pytest.raises(ValueError, match="unknown VGG configuration F"):
+        vgg_depth.runs({"configs": ("F",)}, preset)
 
 
 def test_vgg_init_trains_a_then_each_configuration_from_random_and_from_a():
@@ -298,51 +324,19 @@ def test_vgg_init_trains_a_then_each_configuration_from_random_and_from_a():
         vgg_init.runs({"configs": ("A-LRN",)}, preset)
 
 
-def test_steps_to_reach_is_the_first_evaluated_step_at_or_below_the_target():
-    run = result("x", "vgg_d", val_series=((10, 0.5), (20, 0.2), (30, 0.1), (40, 0.2)))
-    assert vgg_init.steps_to_reach(run, 0.2) == 20
-    assert vgg_init.steps_to_reach(run, 0.15) == 30
-    assert vgg_init.steps_to_reach(run, 0.05) is None
-    header, rows = vgg_init.table(init_runs(((10, 0.30), (20, 0.20)), ((10, 0.30), (20, 0.25))), {})
-    assert header == ["run", "train error %", "val error %", "steps to reach A's val error"]
-    assert rows == [["A", "10.00", "20.00", ""], ["D random", "10.00", "25.00", "never"],
-                    ["D from A", "10.00", "20.00", "20"]]  # fmt: skip
+def test_the_warmup_compares_the_papers_warm_up_with_lr_0_1_from_the_start_on_resnet110():
+    preset = warmup.EXPERIMENT.presets["quick"]
+    warm, cold = warmup.runs({"depths": (110,)}, preset)
+    assert (warm.model, warm.overrides, cold.model, cold.overrides) == ("resnet110", {}, "resnet110",
+                                                                        {"warmup_lr": 0.0})  # fmt: skip
+    with pytest.raises(ValueError, match="warms up only the deepest CIFAR ResNets: --depths 110, 1202"):
+        warmup.runs({"depths": (56,)}, preset)
 
 
-# Strength of layer responses (ResNet Fig. 7): the mean std of the 3x3 layers' responses
-
-
-def responses(plain20: float, resnet20: float, plain56: float, resnet56: float) -> tuple[dict, dict]:
-    runs = degradation_runs(plain=(0.1, 0.2), resnet=(0.1, 0.05))
-    stds = {"plain-20": plain20, "ResNet-20": resnet20, "plain-56": plain56, "ResNet-56": resnet56}
-    # each layer's std varies around the run's level; only the mean decides
-    return runs, {"responses": {label: [level * 1.5, level * 0.5, level] for label, level in stds.items()}}
-
-
-def test_the_layer_response_verdicts_follow_fig_7():
-    verdicts = layer_responses.verdicts(*responses(plain20=1.0, resnet20=0.6, plain56=1.2, resnet56=0.4))
-    assert [v.claim for v in verdicts] == [
-        "ResNet-20 responds more weakly than plain-20",
-        "ResNet-56 responds more weakly than plain-56",
-        "the deeper ResNet-56 responds more weakly than ResNet-20",
-    ]
-    assert [v.reproduced for v in verdicts] == [True, True, True]
-    assert "0.400 vs 0.600" in verdicts[2].evidence
-
-
-def test_the_layer_response_verdicts_read_not_reproduced_the_other_way_round():
-    verdicts = layer_responses.verdicts(*responses(plain20=0.6, resnet20=1.0, plain56=0.4, resnet56=1.2))
-    assert [v.reproduced for v in verdicts] == [False, False, False]
-    verdicts = layer_responses.verdicts(*responses(plain20=1.0, resnet20=0.5, plain56=1.0, resnet56=0.6))
-    assert [v.reproduced for v in verdicts] == [True, True, False]  # ResNets weaker, but the deeper one not
-
-
-def test_equal_responses_are_not_weaker_and_one_depth_has_no_depth_claim():
-    verdicts = layer_responses.verdicts(*responses(plain20=1.0, resnet20=1.0, plain56=0.8, resnet56=1.0))
-    assert [v.reproduced for v in verdicts] == [False, False, False]  # "more weakly" is strict, both ways
-    assert verdicts[0].evidence == "Mean response std ResNet-20 1.000 vs plain-20 1.000."
-    runs, analysis = responses(plain20=1.0, resnet20=0.5, plain56=1.0, resnet56=0.5)
-    shallow = {label: r for label, r in runs.items() if label.endswith("-20")}
-    assert [v.claim for v in layer_responses.verdicts(shallow, analysis)] == [
-        "ResNet-20 responds more weakly than plain-20"
-    ]
+def test_the_layer_responses_and_protocols_measure_the_degradation_runs():
+    preset = degradation.EXPERIMENT.presets["quick"]
+    args = {"depths": (20, 56)}
+    assert layer_responses.runs(args, preset) == degradation.runs(args, preset)
+    assert protocols.runs(args, preset) == [s for s in degradation.runs(args, preset) if s.label == "ResNet-20"]
+    assert layer_responses.EXPERIMENT.presets is protocols.EXPERIMENT.presets is degradation.EXPERIMENT.presets
+    assert all(not s.options.get("zero_init_residual") for s in degradation.runs(args, preset))  # Fig. 7's init

@@ -211,47 +211,58 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments import EXPERIMENTS, ExperimentFailed, ExperimentInterrupted, get_experiment, reproduce
+    from pathlib import Path
 
+    from .experiments import (
+        EXPERIMENTS,
+        ExperimentFailed,
+        ExperimentInterrupted,
+        get_experiment,
+        reproduce,
+        reproduce_all,
+    )
+    from .experiments.claims import CLAIMS
+
+    if args.claims:
+        for c in CLAIMS:
+            note = f" [not tested: {c.not_tested}]" if c.not_tested else ""
+            print(f"{c.key:<44} {c.source:<34} {c.experiment:<16} {c.statement}{note}")
+        return 0
     if args.list or not args.name:
         for experiment in EXPERIMENTS.values():
             print(f"{experiment.name:<18} {experiment.title} ({experiment.source})")
             for preset, p in experiment.presets.items():
-                print(f"{'':<20}{preset:<7} {p.description}")
+                print(f"{'':<20}{preset:<9} {p.description}")
         return 0
-    experiment = get_experiment(args.name)
-    extra = {}
-    if args.depths:
-        extra["depths"] = tuple(int(d) for d in args.depths.split(","))
-    if args.configs:
-        extra["configs"] = tuple(c.strip().upper() for c in args.configs.split(","))
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    common = dict(data=args.data, data_dir=args.data_dir, jobs=args.jobs, seeds=args.seeds, first_seed=args.seed)
     try:
-        summary = reproduce(
-            experiment,
-            preset=args.preset,
-            data=args.data,
-            data_dir=args.data_dir,
-            out=args.out,
-            runs_root=args.runs,
-            jobs=args.jobs,
-            seed=args.seed,
-            args=extra,
-            log=lambda line: print(line, file=sys.stderr, flush=True),
-        )
+        if args.name == "all":
+            done, index = reproduce_all(list(EXPERIMENTS.values()), args.preset, root=args.out or "reproductions",
+                                        log=log, **common)  # fmt: skip
+        else:
+            experiment = get_experiment(args.name)
+            extra = {}
+            if args.depths:
+                extra["depths"] = tuple(int(d) for d in args.depths.split(","))
+            if args.configs:
+                extra["configs"] = tuple(c.strip().upper() for c in args.configs.split(","))
+            out = Path(args.out or Path("reproductions") / f"{experiment.name}-{args.preset}")
+            done = [reproduce(experiment, preset=args.preset, out=out, runs_root=args.runs, args=extra, log=log,
+                              **common)]  # fmt: skip
+            index = out / "report.md"
     except ExperimentInterrupted as e:
         print(f"verydeep reproduce: {e}. Run the same command again to continue.", file=sys.stderr)
         return 130
     except ExperimentFailed as e:
         print(f"verydeep reproduce: error: {e}", file=sys.stderr)
         return 1
-    from pathlib import Path
-
-    out = Path(args.out or Path("reproductions") / f"{experiment.name}-{args.preset}")
-    for v in summary["verdicts"]:
-        print(f"{'reproduced' if v['reproduced'] else 'NOT reproduced'}: {v['claim']}")
-    print(f"report: {out / 'report.md'}")
-    for figure in summary["figures"]:
-        print(f"figure: {out / figure}")
+    for r in done:
+        for v in r.verdicts:
+            print(f"{v.outcome}: {v.claim.statement} ({v.a} vs {v.b})")
+        for figure in r.figures:
+            print(f"figure: {figure}")
+    print(f"report: {index}")
     return 0
 
 
@@ -410,11 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
         "verdict per claim), results.csv, summary.json and PNG figures. `--list` shows the experiments.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("name", nargs="?", help="the experiment (see --list)")
+    p.add_argument("name", nargs="?", help="the experiment (see --list), or all: every experiment, then "
+                   "reproductions/index.md and index.json with a row per claim")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the experiments and their presets")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"],
-                   help="smoke: under a minute, checks the pipeline; quick: shows the effect on a 2-core CPU; "
-                   "full: the paper's schedule")  # fmt: skip
+    p.add_argument("--claims", action="store_true", help="list every claim of the papers we test (the ledger)")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "full"],
+                   help="smoke: under a minute, checks the pipeline; quick: a few minutes on a 2-core CPU; standard: "
+                   "decides each claim that holds at small scale within an hour on 2 cores; full: the paper's "
+                   "schedule")  # fmt: skip
     p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, cifar10, cifar100 or an image folder")
     p.add_argument("--data-dir", help="where the data set lies")
     p.add_argument(
@@ -427,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int,
                    help="train this many runs at once, in separate processes (default: one single-threaded "
                    "process per CPU core, which trains these small nets faster in total; 1 on a GPU)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="the seed of every run")
+    p.add_argument("--seeds", type=int, help="train each configuration with this many seeds (default: the "
+                   "preset's; identical runs are never trained twice)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="the first seed (seeds run from it upwards)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(

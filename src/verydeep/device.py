@@ -83,6 +83,23 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def cpu_name() -> str:
+    """The CPU as the kernel reports it, with its family and model (a virtual machine may name only the
+    vendor: 'AMD EPYC, family 25 model 17' is a Zen 4), else the architecture."""
+    import platform
+
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)  # fmt: skip
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name = fields.get("model name") or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f", family {fields['cpu family']} model {fields['model']}"
+    return name
+
+
 def set_threads(world_size: int = 1) -> int:
     """One compute thread per physical core, shared out among the processes on this machine.
 

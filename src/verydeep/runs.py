@@ -380,7 +380,7 @@ def git_commit() -> str | None:
 def environment() -> dict:
     import torchvision
 
-    from .device import cpu_has_native_bf16, physical_cores
+    from .device import cpu_has_native_bf16, cpu_name, physical_cores
     from .version import __version__
 
     return {
@@ -390,6 +390,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpu_cores": physical_cores(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

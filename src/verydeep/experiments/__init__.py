@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import difflib
 
-from . import degradation, layer_responses, shortcuts, vgg_depth, vgg_init
+from . import degradation, layer_responses, protocols, shortcuts, vgg_depth, vgg_init, warmup
 from .base import Experiment
-from .runner import reproduce
+from .runner import reproduce, reproduce_all
 from .workers import ExperimentFailed, ExperimentInterrupted
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -17,10 +17,20 @@ EXPERIMENTS: dict[str, Experiment] = {
         vgg_init.EXPERIMENT,
         shortcuts.EXPERIMENT,
         layer_responses.EXPERIMENT,
+        warmup.EXPERIMENT,
+        protocols.EXPERIMENT,
     )
 }
 
-__all__ = ["EXPERIMENTS", "Experiment", "ExperimentFailed", "ExperimentInterrupted", "get_experiment", "reproduce"]
+__all__ = [
+    "EXPERIMENTS",
+    "Experiment",
+    "ExperimentFailed",
+    "ExperimentInterrupted",
+    "get_experiment",
+    "reproduce",
+    "reproduce_all",
+]
 
 
 def get_experiment(name: str) -> Experiment:

@@ -10,9 +10,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..config import TrainConfig
+from ..evidence import Difference, Outcome, decide
 from ..runs import MetricsRow, RunDir, Summary
+from .claims import Claim, claims_of
 
 
 @dataclass(frozen=True)
@@ -26,33 +29,39 @@ class Preset:
     overrides: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)  # given to every run's network
     log_every: int = 50
-    extra: dict = field(default_factory=dict)  # experiment-specific knobs, e.g. zero-init for the ResNets
+    seeds: int = 1  # each configuration is trained with seeds 0 .. seeds - 1 (``--seeds`` changes it)
 
 
 # The VGG experiments share their presets, so that vgg_init starts from the very A that vgg_depth trained.
+VGG_SMALL = {"init": "kaiming", "width": 0.25}  # He init for the layers not copied from A; a quarter of the width
 VGG_PRESETS = {
     "smoke": Preset(
-        "two steps of each run on 128 images: checks the pipeline, shows nothing",
+        "two steps of each run on 128 images at a quarter of the width: checks the pipeline, shows nothing",
         subset=128,
         overrides={"batch_size": 32, "iterations": 2, "schedule": "step", "milestones": (0.5,)},
         log_every=1,
-        model_options={"init": "kaiming"},
+        model_options=VGG_SMALL,
+        seeds=2,
     ),
     "quick": Preset(
-        "4 epochs on 6,000 training images; unlike the paper, a batch of 64 at the paper's lr 0.01, divided by "
-        "10 at 50% and 75% of the run rather than on plateaus, and He initialisation (He et al. 2015, made for "
-        "training such nets from scratch) for every layer that is not copied: with N(0, 0.01^2) or Glorot "
-        "initialisation no configuration leaves chance level within so few steps on [0, 1]-scaled pixels",
+        "3 seeds of 4 epochs on 6,000 training images at a quarter of Table 1's width; unlike the paper, a batch "
+        "of 64 at lr 0.03, divided by 10 at 50% and 75% of the run rather than on plateaus, and He "
+        "initialisation (He et al. 2015, made for training such nets from scratch) for every layer not copied "
+        "from A: with N(0, 0.01^2) or Glorot initialisation no configuration leaves chance level within so few "
+        "steps on [0, 1]-scaled pixels",
         epochs=4,
         subset=6_000,
-        overrides={"batch_size": 64, "schedule": "step", "milestones": (0.5, 0.75)},
+        overrides={"batch_size": 64, "lr": 0.03, "schedule": "step", "milestones": (0.5, 0.75)},
         log_every=10,
-        model_options={"init": "kaiming"},
+        model_options=VGG_SMALL,
+        seeds=3,
     ),
     "full": Preset(
-        "the paper's recipe: batch 256, lr 0.01 divided by 10 on plateaus, 370k iterations, with Glorot "
-        "initialisation, which the paper found to work without pre-training (Sec. 3.1)",
+        "the paper's recipe: batch 256, lr 0.01 divided by 10 on plateaus, 370k iterations, Table 1's width, "
+        "Glorot initialisation for the layers not copied from A (the paper found it works without "
+        "pre-training, Sec. 3.1)",
         model_options={"init": "glorot"},
+        seeds=5,
     ),
 }
 
@@ -64,6 +73,7 @@ RESNET_SMOKE = Preset(
     subset=256,
     overrides={"batch_size": 32},
     log_every=2,
+    seeds=2,
 )
 
 
@@ -93,12 +103,59 @@ class RunResult:
         return [r.step for r in rows], [getattr(r, column) for r in rows]
 
 
+Runs = dict[str, RunResult]  # one seed's runs of an experiment, by label
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """What a claim compares, measured on each trained run (given all the runs of its seed, for quantities
+    relative to another run, such as the steps to reach A's error)."""
+
+    title: str  # for the report's table, e.g. "train error %"
+    measure: Callable[[RunResult, Runs], float]
+    unit: Literal["error", "steps", "value"] = "error"  # error: a fraction, shown in per cent (differences in points)
+
+    def format(self, value: float) -> str:
+        if self.unit == "error":
+            return f"{100 * value:.2f}"
+        return f"{value:.0f}" if self.unit == "steps" else f"{value:.4f}"
+
+    def format_difference(self, value: float) -> str:
+        if self.unit == "error":
+            return f"{100 * value:+.2f}"
+        return f"{value:+.0f}" if self.unit == "steps" else f"{value:+.4f}"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    claim: str
-    reproduced: bool
-    evidence: str  # the numbers the verdict was decided on
-    within_noise: bool = False  # the margin is smaller than what the same run varies by
+    """A claim judged on the runs of every seed: its outcome and the numbers it was decided on."""
+
+    claim: Claim
+    a: str  # the labels compared, the claim's placeholders filled in
+    b: str
+    outcome: Outcome | Literal["not tested"]
+    difference: Difference | None  # mean(a) - mean(b) with its interval; None when not tested
+    values_a: tuple[float, ...] = ()  # one per seed
+    values_b: tuple[float, ...] = ()
+    quantity: Quantity | None = None
+    why: str = ""  # for a claim not tested: why not
+
+    def evidence(self) -> str:
+        """The numbers, as the report gives them."""
+        if self.difference is None:
+            return f"Not tested: {self.why}."
+        d, q, unit = self.difference, self.quantity, " points" if self.quantity.unit == "error" else ""
+        side = lambda label, mean, std: f"{label} {q.format(mean)} ± {q.format(std)}"  # noqa: E731
+        text = (f"{q.title}: {side(self.a, d.mean_a, d.std_a)} vs {side(self.b, d.mean_b, d.std_b)} (mean ± std "
+                f"over {d.n_a} and {d.n_b} seeds); difference {q.format_difference(d.value)}{unit}")  # fmt: skip
+        if d.low is None:
+            return text + ", no interval: one seed a side cannot decide."
+        test = "TOST with Welch's t" if self.claim.relation == "equivalent" else "Welch's t"
+        low, high = q.format_difference(d.low), q.format_difference(d.high)
+        text += f", {100 * d.level:.0f}% interval [{low}, {high}] ({test}"
+        if self.claim.relation == "equivalent":
+            text += f"; margin ±{q.format(self.claim.margin)}{unit}"
+        return text + ")."
 
 
 @dataclass(frozen=True)
@@ -110,13 +167,32 @@ class Experiment:
     recipe: str
     presets: dict[str, Preset]
     runs: Callable[[dict, Preset], list[RunSpec]]  # from the experiment's arguments (e.g. depths) and preset
-    # Each of these gets the runs' results and what ``analyse`` measured on the trained models (or {}).
-    figures: Callable[[dict[str, RunResult], dict, Path], list[Path]]
-    verdicts: Callable[[dict[str, RunResult], dict], list[Verdict]]
-    table: Callable[[dict[str, RunResult], dict], tuple[list[str], list[list[str]]]]
+    quantities: dict[str, Quantity]  # what its claims compare (the ledger, claims.py, names them)
+    figures: Callable[[Runs, Path], list[Path]]  # drawn from one seed's runs
+    names: Callable[[dict], dict[str, str]] = lambda args: {}  # the claims' placeholders from the arguments
+    paper_figure: Callable[[RunSpec], str] = lambda spec: ""  # the paper's number for a run, for the table
     deviations: tuple[str, ...] = ()  # how our runs differ from the paper's, stated in the report
     defaults: dict = field(default_factory=dict)  # the experiment's arguments (e.g. {"depths": (20, 56)})
-    analyse: Callable[[dict[str, RunResult]], dict] | None = None  # measurements on the trained models
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        return claims_of(self.name)
+
+
+def judge(claim: Claim, experiment: Experiment, names: dict[str, str], seeds: dict[int, Runs]) -> Verdict | None:
+    """The claim's verdict over the seeds' runs; None when the runs asked for do not include both sides (e.g.
+    ``--configs A,B`` leaves out the claims about D)."""
+    a, b = claim.labels(names)
+    if claim.not_tested:
+        return Verdict(claim, a, b, "not tested", None, why=claim.not_tested)
+    if not all(a in runs and b in runs for runs in seeds.values()):
+        return None
+    qa = experiment.quantities[claim.quantity]
+    qb = experiment.quantities[claim.quantity_b or claim.quantity]
+    values_a = tuple(qa.measure(runs[a], runs) for runs in seeds.values())
+    values_b = tuple(qb.measure(runs[b], runs) for runs in seeds.values())
+    outcome, difference = decide(list(values_a), list(values_b), claim.relation, claim.margin)
+    return Verdict(claim, a, b, outcome, difference, values_a, values_b, qa)
 
 
 def run_config(experiment: Experiment, preset: Preset, spec: RunSpec, data: str, data_dir: str | None, seed: int):
@@ -159,14 +235,24 @@ def percent(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.2f}"
 
 
-def compare_val_errors(results: dict[str, RunResult], claim: str, better: str, worse: str) -> Verdict:
-    """``better``'s validation error is no higher than ``worse``'s; within noise when the gap is under two
-    binomial standard errors of the difference of two error rates measured on the same number of images."""
-    a, b = results[better].summary.val_error, results[worse].summary.val_error
-    n = results[better].summary.val_images or 0
-    p = (a + b) / 2
-    margin = 2 * (2 * p * (1 - p) / n) ** 0.5 if n else 0.0
-    evidence = (
-        f"Validation error {better} {percent(a)}% vs {worse} {percent(b)}% (two standard errors: {100 * margin:.2f})."
-    )
-    return Verdict(claim, a <= b, evidence, within_noise=abs(a - b) < margin)
+def final_train_error(result: RunResult, runs: Runs) -> float:
+    """The last epoch's training error (on the augmented images it trained on)."""
+    return result.summary.train_error
+
+
+def final_val_error(result: RunResult, runs: Runs) -> float:
+    if result.summary.val_error is None:
+        raise ValueError(f"{result.path} held out no validation images (--val-size 0): no validation error to compare")
+    return result.summary.val_error
+
+
+def early_train_error(result: RunResult, runs: Runs, fraction: float = 0.1) -> float:
+    """The training error over the first ``fraction`` of the run: the mean of the windows logged in it."""
+    steps, errors = result.series("train_error")
+    early = [e for s, e in zip(steps, errors) if s <= fraction * result.summary.steps]
+    return sum(early) / len(early) if early else errors[0]
+
+
+TRAIN_ERROR = Quantity("train error %", final_train_error)
+VAL_ERROR = Quantity("val error %", final_val_error)
+EARLY_TRAIN_ERROR = Quantity("train error % over the first tenth", early_train_error)

@@ -7,6 +7,7 @@ that residual functions might be generally closer to zero than the non-residual 
 
 from __future__ import annotations
 
+import functools
 import statistics
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..models.resnet import BasicBlock, ResNet
 from ..runs import RunDir
 from ..weights import load_weights
 from . import degradation
-from .base import Experiment, Preset, RunResult, RunSpec, Verdict
+from .base import Experiment, Preset, Quantity, RunResult, Runs, RunSpec
 from .plots import line_panels
 
 IMAGES = 500  # validation images the responses are measured on
@@ -46,51 +47,33 @@ def response_stds(model: ResNet, images: torch.Tensor) -> list[float]:
     return stds
 
 
-def validation_images(result: RunResult) -> torch.Tensor:
-    record = RunDir(result.path).read_record()
+@functools.lru_cache(maxsize=4)
+def validation_images(folder: Path) -> torch.Tensor:
+    """The first IMAGES validation images of the run's data, split as the run split it."""
+    record = RunDir(folder).read_record()
     train = record.train
     data = load_data(train.data, train.data_dir, mean=record.recipe.mean, subset=train.subset,
                      val_size=train.val_size)  # fmt: skip
-    batches = data.batches("val", IMAGES)
-    return next(iter(batches))[0]
+    return next(iter(data.batches("val", IMAGES)))[0]
 
 
-def analyse(results: dict[str, RunResult]) -> dict:
-    """Each run's response std per 3x3 layer, on the same validation images."""
-    images = validation_images(next(iter(results.values())))
-    return {"responses": {label: response_stds(load_weights(RunDir(r.path).weights), images)
-                          for label, r in results.items()}}  # fmt: skip
+@functools.lru_cache(maxsize=64)
+def responses(folder: Path) -> tuple[float, ...]:
+    """The trained run's response std per 3x3 layer, on its validation images."""
+    return tuple(response_stds(load_weights(RunDir(folder).weights), validation_images(folder)))
 
 
-def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
-    mean = {label: statistics.fmean(v) for label, v in analysis["responses"].items()}
-    depths = sorted({degradation.depth(r) for r in results.values()})
-    out = []
-    for d in depths:
-        p, r = mean[f"plain-{d}"], mean[f"ResNet-{d}"]
-        out.append(Verdict(f"ResNet-{d} responds more weakly than plain-{d}", r < p,
-                           f"Mean response std ResNet-{d} {r:.3f} vs plain-{d} {p:.3f}."))  # fmt: skip
-    if len(depths) > 1:
-        shallow, deep = mean[f"ResNet-{depths[0]}"], mean[f"ResNet-{depths[-1]}"]
-        out.append(Verdict(f"the deeper ResNet-{depths[-1]} responds more weakly than ResNet-{depths[0]}",
-                           deep < shallow, f"Mean response std {deep:.3f} vs {shallow:.3f}."))  # fmt: skip
-    return out
+def mean_response(result: RunResult, runs: Runs) -> float:
+    return statistics.fmean(responses(result.path))
 
 
-def figures(results: dict[str, RunResult], analysis: dict, out: Path) -> list[Path]:
-    ordered = analysis["responses"]
+def figures(results: Runs, out: Path) -> list[Path]:
+    ordered = {label: list(responses(r.path)) for label, r in results.items()}
     ranked = {label: sorted(values, reverse=True) for label, values in ordered.items()}
     return [
         line_panels({"in layer order": ordered, "sorted by magnitude": ranked}, out / "layer_responses.png",
-                    "3x3 layer index", "std of the response (after BN)"),
+                    "3x3 layer index", "std of the response (after BN), one seed"),
     ]  # fmt: skip
-
-
-def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "3x3 layers", "mean response std", "largest", "smallest"]
-    rows = [[label, str(len(v)), f"{statistics.fmean(v):.3f}", f"{max(v):.3f}", f"{min(v):.3f}"]
-            for label, v in analysis["responses"].items()]  # fmt: skip
-    return header, rows
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
@@ -107,9 +90,8 @@ EXPERIMENT = Experiment(
     defaults={"depths": (20, 56)},
     presets=degradation.EXPERIMENT.presets,  # the same runs as the degradation experiment: trained once, shared
     runs=runs,
+    quantities={"response_std": Quantity("mean response std", mean_response, unit="value")},
     figures=figures,
-    verdicts=verdicts,
-    table=table,
-    analyse=analyse,
+    names=degradation.names,
     deviations=degradation.EXPERIMENT.deviations,
 )

@@ -1,34 +1,41 @@
-"""Run an experiment: train what is missing (resuming what was interrupted), then measure, plot, judge, report."""
+"""Run an experiment: train what is missing (resuming what was interrupted) for every seed, then measure, plot,
+judge each claim over the seeds, report."""
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..runs import RunDir, atomic_write_bytes
-from .base import Experiment, RunResult, load_result, run_config, run_key
+from .base import Experiment, Runs, judge, load_result, run_config, run_key
+from .report import Reproduction, write_experiment, write_index
 from .workers import default_jobs, train_all
 
 
-def plan(experiment: Experiment, preset: str, data: str, data_dir: str | None, runs_root: Path, seed: int, args: dict):
-    """Each run's (spec, config, folder), runs that start from another run after it."""
+def plan(
+    experiment: Experiment,
+    preset: str,
+    data: str,
+    data_dir: str | None,
+    runs_root: Path,
+    seeds: Sequence[int],
+    args: dict,
+):
+    """Each run's (spec, config, folder) for every seed; a run that starts from another (of its seed) after it."""
     if preset not in experiment.presets:
         raise ValueError(f"{experiment.name} has no preset {preset!r}; valid: {', '.join(experiment.presets)}")
     chosen = experiment.presets[preset]
     specs = experiment.runs({**experiment.defaults, **args}, chosen)
-    folders: dict[str, Path] = {}
     planned = []
-    for spec in sorted(specs, key=lambda s: s.init_from is not None):
-        config = run_config(experiment, chosen, spec, data, data_dir, seed)
-        if spec.init_from is not None:
-            config.init_from = str(folders[spec.init_from])
-        folder = runs_root / run_key(config)
-        folders[spec.label] = folder
-        planned.append((spec, config, folder))
+    for seed in seeds:
+        folders: dict[str, Path] = {}
+        for spec in sorted(specs, key=lambda s: s.init_from is not None):
+            config = run_config(experiment, chosen, spec, data, data_dir, seed)
+            if spec.init_from is not None:
+                config.init_from = str(folders[spec.init_from])
+            folder = runs_root / run_key(config)
+            folders[spec.label] = folder
+            planned.append((spec, config, folder))
     return planned
 
 
@@ -40,43 +47,50 @@ def reproduce(
     out: str | Path | None = None,
     runs_root: str | Path | None = None,
     jobs: int | None = None,
-    seed: int = 0,
+    seeds: int | None = None,
+    first_seed: int = 0,
     args: dict | None = None,
     log: Callable[[str], None] = print,
-) -> dict:
-    """Train (or reuse) the experiment's runs and write report.md, results.csv, summary.json and figures."""
+) -> Reproduction:
+    """Train (or reuse) the experiment's runs for ``seeds`` seeds (default: the preset's) from ``first_seed`` on,
+    then write report.md, results.csv, summary.json and figures into ``out``."""
     t0 = time.perf_counter()
     out = Path(out or Path("reproductions") / f"{experiment.name}-{preset}")
     runs_root = Path(runs_root or out.parent / "runs")
     args = arguments(experiment, args or {})
-    planned = plan(experiment, preset, data, data_dir, runs_root, seed, args)
+    if preset in experiment.presets and seeds is None:
+        seeds = experiment.presets[preset].seeds
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds {seeds}: give at least 1 (2 or more to decide a claim)")
+    chosen = tuple(range(first_seed, first_seed + (seeds or 1)))
+    planned = plan(experiment, preset, data, data_dir, runs_root, chosen, args)
     train_all(planned, default_jobs() if jobs is None else jobs, log)
-    results = {spec.label: load_result(spec, folder) for spec, _, folder in planned}
+    runs: dict[int, Runs] = {seed: {} for seed in chosen}
+    for spec, config, folder in planned:
+        runs[config.seed][spec.label] = load_result(spec, folder)
+    values = measure(experiment, runs)
+    names = experiment.names(args)
+    verdicts = [v for claim in experiment.claims if (v := judge(claim, experiment, names, runs)) is not None]
     out.mkdir(parents=True, exist_ok=True)
-    analysis = experiment.analyse(results) if experiment.analyse else {}
-    figures = experiment.figures(results, analysis, out)
-    verdicts = experiment.verdicts(results, analysis)
-    header, rows = experiment.table(results, analysis)
-    write_csv(out / "results.csv", header, rows)
-    summary = {
-        "experiment": experiment.name,
-        "preset": preset,
-        "data": data,
-        "seed": seed,
-        "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()},
-        "runs": {label: run_entry(r) for label, r in results.items()},
-        "verdicts": [
-            {"claim": v.claim, "reproduced": v.reproduced, "evidence": v.evidence, "within_noise": v.within_noise}
-            for v in verdicts
-        ],  # fmt: skip
-        "reproduced": all(v.reproduced for v in verdicts),
-        "figures": [str(f.name) for f in figures],
-        "seconds": time.perf_counter() - t0,
-        **({"analysis": analysis} if analysis else {}),
-    }
-    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-    write_report(out / "report.md", experiment, preset, data, seed, args, results, header, rows, figures, verdicts)
-    return summary
+    figures = experiment.figures(runs[chosen[0]], out)
+    result = Reproduction(experiment, preset, data, chosen, args, runs, values, verdicts, figures,
+                          time.perf_counter() - t0)  # fmt: skip
+    write_experiment(out, result)
+    return result
+
+
+def measure(experiment: Experiment, runs: dict[int, Runs]) -> dict[str, dict[str, tuple[float, ...]]]:
+    """Every quantity of the experiment on every label, one value per seed (where it can be measured)."""
+    labels = list(next(iter(runs.values())))
+    values: dict[str, dict[str, tuple[float, ...]]] = {}
+    for name, quantity in experiment.quantities.items():
+        values[name] = {}
+        for label in labels:
+            try:
+                values[name][label] = tuple(quantity.measure(by[label], by) for by in runs.values())
+            except (ValueError, KeyError):  # e.g. no validation error after --val-size 0: the table leaves it out
+                continue
+    return values
 
 
 def arguments(experiment: Experiment, given: dict) -> dict:
@@ -90,70 +104,27 @@ def arguments(experiment: Experiment, given: dict) -> dict:
     return {**experiment.defaults, **given}
 
 
-def run_entry(r: RunResult) -> dict:
-    s = r.summary
-    return {"model": r.spec.model, "folder": str(r.path), "train_error": s.train_error, "val_error": s.val_error,
-            "steps": s.steps, "seconds": s.seconds}  # fmt: skip
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def reproduce_command(experiment: Experiment, preset: str, data: str, seed: int, args: dict) -> list[str]:
-    """The shortest command that reproduces this report: only what differs from the defaults."""
-    words = ["verydeep", "reproduce", experiment.name, "--preset", preset]
-    if data != "fashion-mnist":
-        words += ["--data", data]
-    if seed != 0:
-        words += ["--seed", str(seed)]
-    for key, value in args.items():
-        if value != experiment.defaults.get(key):
-            words += [f"--{key}", ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
-    return words
-
-
-def write_report(path, experiment, preset, data, seed, args, results, header, rows, figures, verdicts) -> None:
-    chosen = experiment.presets[preset]
-    first = next(iter(results.values()))
-    record = RunDir(first.path).read_record()
-    command = " ".join(reproduce_command(experiment, preset, data, seed, args))
-    recipe, sizes = record.recipe, record.data.sizes
-    lines = [
-        f"# {experiment.title}",
-        "",
-        f"**The paper** ({experiment.source}): {experiment.paper}",
-        "",
-        f"**Ours**: `{command}`",
-        "",
-        f"- preset `{preset}`: {chosen.description}",
-        f"- data: {data} ({sizes['train']:,} training / {sizes['val']:,} "
-        f"held-out validation images), recipe `{recipe.name}` ({recipe.section}), seed {seed}",
-        f"- on {record.run.device} with {record.run.precision}, torch {record.environment['torch']}",
-    ]
-    lines += [f"- deviation from the paper: {d}" for d in experiment.deviations]
-    if chosen.overrides:
-        changed = ", ".join(f"{k}={v}" for k, v in chosen.overrides.items())
-        lines.append(f"- recipe fields changed by this preset: {changed}")
-    lines += ["", "## Verdicts", ""]
-    for v in verdicts:
-        mark = "reproduced" if v.reproduced else "NOT reproduced"
-        noise = " (within noise: one seed cannot separate these)" if v.within_noise else ""
-        lines.append(f"- **{mark}**: {v.claim}. {v.evidence}{noise}")
-    lines += ["", "## Results", "", markdown_table(header, rows), ""]
-    for figure in figures:
-        lines += [f"![{figure.stem}]({figure.name})", ""]
-    lines += ["## Runs", ""]
-    for label, r in results.items():
-        where = os.path.relpath(r.path, path.parent)
-        lines.append(f"- {label}: `{where}` ({r.summary.steps} steps, {r.summary.seconds:.0f} s of training)")
-    path.write_text("\n".join(lines) + "\n")
+def reproduce_all(
+    experiments: Sequence[Experiment],
+    preset: str = "quick",
+    data: str = "fashion-mnist",
+    data_dir: str | None = None,
+    root: str | Path = "reproductions",
+    jobs: int | None = None,
+    seeds: int | None = None,
+    first_seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Reproduction], Path]:
+    """Every experiment with ``preset`` (their runs shared in ``root``/runs: layer_responses and protocols train
+    nothing that degradation has not), then ``root``/index.md and index.json, a row per claim."""
+    root = Path(root)
+    missing = [e.name for e in experiments if preset not in e.presets]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} has no preset {preset!r}")
+    done = []
+    for experiment in experiments:
+        log(f"== {experiment.name} ({experiment.source})")
+        done.append(reproduce(experiment, preset, data, data_dir, root / f"{experiment.name}-{preset}",
+                              root / "runs", jobs, seeds, first_seed, log=log))  # fmt: skip
+    index, _ = write_index(root, done, preset)
+    return done, index

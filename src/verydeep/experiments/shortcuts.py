@@ -6,9 +6,7 @@ from pathlib import Path
 
 from .. import paper
 from ..models.resnet import IMAGENET_STAGES
-from ..runs import RunDir
-from ..summary import count_parameters
-from .base import RESNET_SMOKE, Experiment, Preset, RunResult, RunSpec, Verdict, compare_val_errors, percent
+from .base import RESNET_SMOKE, TRAIN_ERROR, VAL_ERROR, Experiment, Preset, Runs, RunSpec
 from .plots import error_curves
 
 
@@ -20,31 +18,14 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     return [RunSpec(f"option {o}", f"resnet{depth}", {"shortcut": o}, group="ResNet", recipe=recipe) for o in "ABC"]
 
 
-def verdicts(results: dict[str, RunResult], analysis: dict) -> list[Verdict]:
-    return [
-        compare_val_errors(results, "B (projections where dimensions grow) is no worse than A (zero-padding)",
-                           "option B", "option A"),
-        compare_val_errors(results, "C (projections everywhere) is no worse than B", "option C", "option B"),
-    ]  # fmt: skip
-
-
-def figures(results: dict[str, RunResult], analysis: dict, out: Path) -> list[Path]:
+def figures(results: Runs, out: Path) -> list[Path]:
     panel = {"shortcut options": [results[f"option {o}"] for o in "ABC"]}
-    return [error_curves(panel, out / "shortcuts.png", "Shortcut options A, B, C")]
+    return [error_curves(panel, out / "shortcuts.png", "Shortcut options A, B, C (one seed)")]
 
 
-def table(results: dict[str, RunResult], analysis: dict) -> tuple[list[str], list[list[str]]]:
-    from ..weights import load_weights
-
-    header = ["shortcut", "parameters", "train error %", "val error %", "paper ResNet-34 top-1 / top-5 (10-crop)"]
-    rows = []
-    for option in "ABC":
-        r = results[f"option {option}"]
-        params = count_parameters(load_weights(RunDir(r.path).weights))
-        top1, top5 = paper.RESNET_TABLE3_SHORTCUTS[option]
-        rows.append([option, f"{params:,}", percent(r.summary.train_error), percent(r.summary.val_error),
-                     f"{top1} / {top5}"])  # fmt: skip
-    return header, rows
+def paper_figure(spec: RunSpec) -> str:
+    top1, top5 = paper.RESNET_TABLE3_SHORTCUTS[spec.options["shortcut"]]
+    return f"{top1} / {top5} (ResNet-34 top-1 / top-5, 10-crop)"
 
 
 EXPERIMENT = Experiment(
@@ -58,17 +39,18 @@ EXPERIMENT = Experiment(
     presets={
         "smoke": RESNET_SMOKE,
         "quick": Preset(
-            "6 epochs on 12,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
+            "3 seeds of 6 epochs on 12,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
             epochs=6,
             subset=12_000,
             log_every=10,
+            seeds=3,
         ),
-        "full": Preset("the paper's CIFAR schedule: 64k iterations of batch 128"),
+        "full": Preset("the paper's CIFAR schedule: 64k iterations of batch 128", seeds=5),
     },  # fmt: skip
     runs=runs,
+    quantities={"val_error": VAL_ERROR, "train_error": TRAIN_ERROR},
     figures=figures,
-    verdicts=verdicts,
-    table=table,
+    paper_figure=paper_figure,
     deviations=(
         "a CIFAR-style ResNet-20 on Fashion-MNIST instead of ResNet-34 on ImageNet (--depths 34 with an image "
         "folder runs the paper's)",

@@ -63,6 +63,19 @@ VGG_TABLE1: dict[str, tuple[Block, ...]] = {
     ),
 }
 
+# Sec. 4.1: "a shallow net ... derived from B by replacing each pair of 3x3 conv. layers with a single 5x5 conv.
+# layer (which has the same receptive field)". Not a column of Table 1, so declared beside it.
+VGG_SEC41: dict[str, tuple[Block, ...]] = {
+    "B-5x5": (
+        ("conv5-64",),
+        ("conv5-128",),
+        ("conv5-256",),
+        ("conv5-512",),
+        ("conv5-512",),
+    ),
+}
+CONFIGURATIONS = {**VGG_TABLE1, **VGG_SEC41}
+
 FC_WIDTH = 4096  # FC-4096, FC-4096, FC-1000 (Table 1)
 SMALL_FC_WIDTH = 512  # the small-image head's hidden width (ours, not the paper's)
 PAPER_INPUT = 224
@@ -83,23 +96,25 @@ def parse_layer(token: str) -> tuple[int, int] | None:
 
 
 def make_features(
-    config: str, in_channels: int = 3, batch_norm: bool = False, ceil_mode: bool = False
+    config: str, in_channels: int = 3, batch_norm: bool = False, ceil_mode: bool = False, width: float = 1.0
 ) -> nn.Sequential:
-    """The convolutional part of a configuration, one flat Sequential like torchvision's ``features``."""
+    """The convolutional part of a configuration, one flat Sequential like torchvision's ``features``; ``width``
+    scales every layer's filters (Table 1's at 1)."""
     layers: list[nn.Module] = []
     channels = in_channels
-    for block in VGG_TABLE1[config]:
+    for block in CONFIGURATIONS[config]:
         for token in block:
             spec = parse_layer(token)
             if spec is None:
                 layers.append(alexnet_lrn())
                 continue
-            size, width = spec
-            layers.append(nn.Conv2d(channels, width, size, padding=size // 2))
+            size, filters = spec
+            filters = max(1, round(filters * width))
+            layers.append(nn.Conv2d(channels, filters, size, padding=size // 2))
             if batch_norm:
-                layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.BatchNorm2d(filters))
             layers.append(nn.ReLU(inplace=True))
-            channels = width
+            channels = filters
         layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))
     return nn.Sequential(*layers)
 
@@ -118,7 +133,7 @@ def make_classifier(in_features: int, width: int, num_classes: int, dropout: flo
 
 
 class VGG(nn.Module):
-    """A VGG configuration from Table 1.
+    """A VGG configuration from Table 1 (or Sec. 4.1's B-5x5).
 
     head="imagenet" is the paper's: the five pools leave a 7x7x512 map on a 224x224 input, followed by
     FC-4096, FC-4096 and FC-num_classes. It accepts only inputs of 224-255 pixels; use :meth:`dense` for
@@ -132,9 +147,14 @@ class VGG(nn.Module):
     paper's "zero mean and 10^-2 variance" (Sec. 3.1; by the letter that would be std 0.1); "glorot" is
     the initialisation the paper found works without pre-training; "kaiming" is He et al.'s. Biases are
     zero in every case.
+
+    width scales the filters of every conv and the small head's FC layers (0.25: a quarter of Table 1's, a
+    sixteenth of the multiply-adds): the depth comparisons hold the width fixed. Not in the paper.
     """
 
-    OPTIONS = ("num_classes", "in_channels", "batch_norm", "head", "image_size", "dropout", "init", "init_std")
+    OPTIONS = (
+        "num_classes", "in_channels", "batch_norm", "head", "image_size", "dropout", "init", "init_std", "width",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -147,10 +167,11 @@ class VGG(nn.Module):
         dropout: float = 0.5,
         init: Init = "normal",
         init_std: float = 0.01,
+        width: float = 1.0,
     ):
         super().__init__()
-        if config not in VGG_TABLE1:
-            raise ValueError(f"unknown VGG configuration {config!r}; valid: {', '.join(VGG_TABLE1)}")
+        if config not in CONFIGURATIONS:
+            raise ValueError(f"unknown VGG configuration {config!r}; valid: {', '.join(CONFIGURATIONS)}")
         if head not in ("imagenet", "small"):
             raise ValueError(f"unknown head {head!r}; valid heads are 'imagenet' (224 px) and 'small' (28-64 px)")
         if init not in ("normal", "glorot", "kaiming"):
@@ -158,11 +179,14 @@ class VGG(nn.Module):
         self.config, self.head = config, head
         self.image_size = image_size or (PAPER_INPUT if head == "imagenet" else 32)
         check_input_size(self.image_size, head)
-        self.features = make_features(config, in_channels, batch_norm, ceil_mode=head == "small")
+        if head == "imagenet" and width != 1.0:
+            raise ValueError("width scales the small-image head's nets; the paper's head is Table 1's, width 1")
+        self.features = make_features(config, in_channels, batch_norm, ceil_mode=head == "small", width=width)
+        last = max(1, round(512 * width))
         if head == "imagenet":
-            self.classifier = make_classifier(512 * 7 * 7, FC_WIDTH, num_classes, dropout)
+            self.classifier = make_classifier(last * 7 * 7, FC_WIDTH, num_classes, dropout)
         else:
-            self.classifier = make_classifier(512, SMALL_FC_WIDTH, num_classes, dropout)
+            self.classifier = make_classifier(last, max(1, round(SMALL_FC_WIDTH * width)), num_classes, dropout)
         init_vgg(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -339,3 +363,10 @@ def vgg_d(**options) -> VGG:
 def vgg_e(**options) -> VGG:
     """VGG configuration E, 19 weight layers (143,667,240 parameters)."""
     return VGG("E", **options)
+
+
+@register("vgg_b_5x5", VGG, **VGG_FACTS, depth=8)
+def vgg_b_5x5(**options) -> VGG:
+    """Sec. 4.1's shallow net: B with each pair of 3x3 convs replaced by one 5x5, 8 weight layers (134,503,528
+    parameters: five 5x5 convs of 10.9M and the 123.6M of the FC layers)."""
+    return VGG("B-5x5", **options)

@@ -1,0 +1,148 @@
+"""How a claim is decided over seeds: Welch's t interval of the difference of two means, and the three verdicts.
+
+A claim compares one quantity (a final training error, say) between two configurations, each trained with the
+same seeds. The difference of their means gets a 95% interval from Welch's t (which does not assume the two
+spreads equal); the claim is **reproduced** when the interval lies wholly on the paper's side of zero,
+**contradicted** when it lies wholly on the other, **inconclusive** otherwise. An equivalence claim ("within a
+small band") states its margin and is decided by two one-sided tests (TOST): reproduced when the 90% interval lies
+inside the band, contradicted when the 95% interval lies wholly outside it.
+
+Student's t distribution is computed here from the regularised incomplete beta function (a continued fraction,
+as in Numerical Recipes Sec. 6.4), to keep the dependencies to PyTorch's: it is checked against tables in the tests.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Literal
+
+Relation = Literal["lower", "higher", "equivalent"]
+Outcome = Literal["reproduced", "contradicted", "inconclusive"]
+LEVEL = 0.95
+
+
+def incomplete_beta(x: float, a: float, b: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), for 0 <= x <= 1."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x > (a + 1) / (a + b + 2):  # the continued fraction converges fast only below this point
+        return 1.0 - incomplete_beta(1.0 - x, b, a)
+    # Lentz's method for the continued fraction of I_x(a, b)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # fmt: skip
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * h / a
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
+    tail = 0.5 * incomplete_beta(df / (df + t * t), df / 2, 0.5)
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T <= t) = p (bisection on the CDF: 200 halvings of a bracket that holds it)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), not {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        high *= 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(a) - mean(b) over seeds, with Welch's interval at ``level`` (None where a side has one value)."""
+
+    mean_a: float
+    std_a: float  # the sample standard deviation (n - 1); 0 for a single value
+    n_a: int
+    mean_b: float
+    std_b: float
+    n_b: int
+    level: float
+    low: float | None
+    high: float | None
+    df: float | None
+
+    @property
+    def value(self) -> float:
+        return self.mean_a - self.mean_b
+
+    @property
+    def p_value(self) -> float | None:
+        """Two-sided p of Welch's t test of no difference."""
+        if self.df is None:
+            return None
+        se = standard_error(self.std_a, self.n_a, self.std_b, self.n_b)
+        if se == 0:
+            return 0.0 if self.value else 1.0
+        return 2 * (1 - t_cdf(abs(self.value) / se, self.df))
+
+
+def standard_error(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
+    return math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
+
+
+def welch(a: list[float], b: list[float], level: float = LEVEL) -> Difference:
+    """The difference of the means of ``a`` and ``b`` with its Welch-Satterthwaite interval."""
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    std_a = statistics.stdev(a) if len(a) > 1 else 0.0
+    std_b = statistics.stdev(b) if len(b) > 1 else 0.0
+    if len(a) < 2 or len(b) < 2:
+        return Difference(mean_a, std_a, len(a), mean_b, std_b, len(b), level, None, None, None)
+    va, vb = std_a**2 / len(a), std_b**2 / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:  # every seed gave the same value on both sides: the difference is exact
+        diff = mean_a - mean_b
+        return Difference(mean_a, std_a, len(a), mean_b, std_b, len(b), level, diff, diff, math.inf)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_quantile(0.5 + level / 2, df) * se
+    diff = mean_a - mean_b
+    return Difference(mean_a, std_a, len(a), mean_b, std_b, len(b), level, diff - half, diff + half, df)
+
+
+def decide(
+    a: list[float], b: list[float], relation: Relation, margin: float | None = None
+) -> tuple[Outcome, Difference]:
+    """The verdict on "a is ``relation`` than b" (for "equivalent": |mean a - mean b| < ``margin``) and the
+    difference it rests on: the 95% interval, or for equivalence the 90% one that TOST at 5% reads."""
+    if relation == "equivalent":
+        if margin is None or margin <= 0:
+            raise ValueError("an equivalence claim needs a positive margin")
+        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b, LEVEL)
+        if inner.low is None:
+            return "inconclusive", inner
+        if -margin < inner.low and inner.high < margin:
+            return "reproduced", inner
+        if outer.low > margin or outer.high < -margin:
+            return "contradicted", outer
+        return "inconclusive", inner
+    difference = welch(a, b)
+    if difference.low is None:
+        return "inconclusive", difference
+    below, above = difference.high < 0, difference.low > 0
+    if relation == "lower":
+        return ("reproduced" if below else "contradicted" if above else "inconclusive"), difference
+    if relation == "higher":
+        return ("reproduced" if above else "contradicted" if below else "inconclusive"), difference
+    raise ValueError(f"unknown relation {relation!r}; valid: lower, higher, equivalent")

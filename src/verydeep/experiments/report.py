@@ -1,0 +1,239 @@
+"""What a reproduction writes: an experiment's report.md, results.csv and summary.json, and the index of every
+claim over all experiments (reproductions/index.md and index.json)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..runs import RunDir, atomic_write_bytes
+from .base import Experiment, Runs, Verdict
+from .claims import CLAIMS
+
+MARKS = {"reproduced": "reproduced", "contradicted": "CONTRADICTED", "inconclusive": "inconclusive",
+         "not tested": "not tested"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What ``reproduce`` asked for and found: every seed's runs, the values measured on them, the verdicts."""
+
+    experiment: Experiment
+    preset: str
+    data: str
+    seeds: tuple[int, ...]
+    args: dict
+    runs: dict[int, Runs]  # by seed, then label
+    values: dict[str, dict[str, tuple[float, ...]]]  # quantity -> label -> one value per seed
+    verdicts: list
+    figures: list[Path]
+    seconds: float
+
+
+def reproduce_command(experiment: Experiment, preset: str, data: str, seeds: tuple[int, ...], args: dict) -> list[str]:
+    """The shortest command that reproduces this report: only what differs from the defaults."""
+    words = ["verydeep", "reproduce", experiment.name, "--preset", preset]
+    if data != "fashion-mnist":
+        words += ["--data", data]
+    if preset in experiment.presets and len(seeds) != experiment.presets[preset].seeds:
+        words += ["--seeds", str(len(seeds))]
+    if seeds and seeds[0] != 0:
+        words += ["--seed", str(seeds[0])]
+    for key, value in args.items():
+        if value != experiment.defaults.get(key):
+            words += [f"--{key}", ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return words
+
+
+def verdict_entry(v: Verdict, command: str = "") -> dict:
+    """A verdict as summary.json and index.json give it."""
+    c = v.claim
+    entry = {"key": c.key, "source": c.source, "claim": c.statement, "a": v.a, "b": v.b, "relation": c.relation,
+             "quantity": c.quantity, "outcome": v.outcome, "paper": c.paper}  # fmt: skip
+    if c.margin is not None:
+        entry["margin"] = c.margin
+    if v.difference is not None:
+        d = v.difference
+        entry |= {
+            "values_a": list(v.values_a), "values_b": list(v.values_b),
+            "mean_a": d.mean_a, "std_a": d.std_a, "mean_b": d.mean_b, "std_b": d.std_b, "seeds": d.n_a,
+            "difference": d.value, "interval": None if d.low is None else [d.low, d.high], "level": d.level,
+            "test": "TOST, Welch's t" if c.relation == "equivalent" else "Welch's t", "p": d.p_value,
+            "unit": v.quantity.unit,
+        }  # fmt: skip
+    else:
+        entry["why"] = v.why
+    entry["evidence"] = v.evidence()
+    if command:
+        entry["command"] = command
+    return entry
+
+
+def ours(v: Verdict) -> str:
+    """'a m ± s vs b m ± s' in the quantity's units, for the index's table."""
+    if v.difference is None:
+        return ""
+    d, q = v.difference, v.quantity
+    return f"{v.a} {q.format(d.mean_a)} ± {q.format(d.std_a)} vs {v.b} {q.format(d.mean_b)} ± {q.format(d.std_b)}"
+
+
+def interval(v: Verdict) -> str:
+    d = v.difference
+    if d is None or d.low is None:
+        return ""
+    q = v.quantity
+    return f"{q.format_difference(d.value)} [{q.format_difference(d.low)}, {q.format_difference(d.high)}]"
+
+
+def write_experiment(out: Path, r: Reproduction) -> None:
+    command = " ".join(reproduce_command(r.experiment, r.preset, r.data, r.seeds, r.args))
+    header, rows = table(r)
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    summary = {
+        "experiment": r.experiment.name,
+        "preset": r.preset,
+        "data": r.data,
+        "seeds": list(r.seeds),
+        "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in r.args.items()},
+        "command": command,
+        "runs": {
+            label: [run_entry(seed_runs[label], seed) for seed, seed_runs in r.runs.items()]
+            for label in next(iter(r.runs.values()))
+        },  # fmt: skip
+        "values": {q: {label: list(v) for label, v in by_label.items()} for q, by_label in r.values.items()},
+        "verdicts": [verdict_entry(v, command) for v in r.verdicts],
+        "figures": [f.name for f in r.figures],
+        "seconds": r.seconds,
+    }
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_report(out / "report.md", r, command, header, rows)
+
+
+def run_entry(result, seed: int) -> dict:
+    s = result.summary
+    return {"seed": seed, "model": result.spec.model, "folder": str(result.path), "train_error": s.train_error,
+            "val_error": s.val_error, "steps": s.steps, "seconds": s.seconds}  # fmt: skip
+
+
+def table(r: Reproduction) -> tuple[list[str], list[list[str]]]:
+    """A row per configuration: each quantity's mean ± std over the seeds, and the paper's figure."""
+    quantities = {name: q for name, q in r.experiment.quantities.items() if r.values.get(name)}
+    header = ["run", "seeds"] + [q.title for q in quantities.values()] + ["paper"]
+    rows = []
+    for label, result in next(iter(r.runs.values())).items():
+        row = [label, str(len(r.seeds))]
+        for name, q in quantities.items():
+            values = r.values[name].get(label)
+            if not values:
+                row.append("")
+                continue
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            row.append(f"{q.format(statistics.fmean(values))} ± {q.format(std)}")
+        rows.append(row + [r.experiment.paper_figure(result.spec)])
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(path: Path, r: Reproduction, command: str, header: list[str], rows: list[list[str]]) -> None:
+    experiment, chosen = r.experiment, r.experiment.presets[r.preset]
+    first = next(iter(r.runs[r.seeds[0]].values()))
+    record = RunDir(first.path).read_record()
+    recipe, sizes = record.recipe, record.data.sizes
+    lines = [
+        f"# {experiment.title}",
+        "",
+        f"**The paper** ({experiment.source}): {experiment.paper}",
+        "",
+        f"**Ours**: `{command}`",
+        "",
+        f"- preset `{r.preset}`: {chosen.description}",
+        f"- data: {r.data} ({sizes['train']:,} training / {sizes['val']:,} held-out validation images), recipe "
+        f"`{recipe.name}` ({recipe.section}), seeds {', '.join(map(str, r.seeds))}",
+        f"- on {record.run.device} with {record.run.precision}, torch {record.environment['torch']}",
+    ]
+    lines += [f"- deviation from the paper: {d}" for d in experiment.deviations]
+    if chosen.overrides:
+        changed = ", ".join(f"{k}={v}" for k, v in chosen.overrides.items())
+        lines.append(f"- recipe fields changed by this preset: {changed}")
+    lines += ["", "## Verdicts", "",
+              "Each claim compares the mean over the seeds; reproduced: the 95% interval of the difference lies on "
+              "the paper's side of zero; contradicted: on the other side; inconclusive: it holds zero. An "
+              "equivalence claim is reproduced when the 90% interval lies inside its margin (two one-sided tests).",
+              ""]  # fmt: skip
+    for v in r.verdicts:
+        lines.append(f"- **{MARKS[v.outcome]}** ({v.claim.source}): {v.claim.statement}. {v.evidence()}")
+    lines += ["", "## Results (mean ± std over the seeds)", "", markdown_table(header, rows), ""]
+    for figure in r.figures:
+        lines += [f"![{figure.stem}]({figure.name})", ""]
+    lines += ["## Runs", "", "Every run this report rests on:", ""]
+    for seed, seed_runs in r.runs.items():
+        for label, result in seed_runs.items():
+            where = os.path.relpath(result.path, path.parent)
+            lines.append(f"- {label}, seed {seed}: `{where}` ({result.summary.steps} steps, "
+                         f"{result.summary.seconds:.0f} s of training)")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
+def machine(reproductions: list[Reproduction]) -> dict:
+    """Where the runs trained, from the first run's record (every run records its own)."""
+    for r in reproductions:
+        for runs in r.runs.values():
+            for result in runs.values():
+                record = RunDir(result.path).read_record()
+                env = record.environment
+                return {"cpu": env.get("cpu") or env.get("processor"), "cores": env.get("cpu_cores"),
+                        "native_bf16": env.get("cpu_native_bf16"), "cuda": env.get("cuda"), "torch": env.get("torch"),
+                        "device": record.run.device, "precision": record.run.precision}  # fmt: skip
+    return {}
+
+
+def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> tuple[Path, Path]:
+    """reproductions/index.md and index.json: a row per claim of the ledger, in its order, with its verdict."""
+    found: dict[str, tuple[Verdict, str, Reproduction]] = {}
+    for r in reproductions:
+        command = " ".join(reproduce_command(r.experiment, r.preset, r.data, r.seeds, r.args))
+        for v in r.verdicts:
+            found[v.claim.key] = (v, command, r)
+    entries, lines = (
+        [],
+        [
+            f"# Every claim, preset `{preset}`",
+            "",
+            "| claim | source | paper | ours (mean ± std) | difference [95% interval] | verdict | command |",
+            "|---|---|---|---|---|---|---|",
+        ],
+    )
+    for claim in CLAIMS:
+        if claim.key not in found:
+            continue
+        v, command, r = found[claim.key]
+        entries.append(verdict_entry(v, command) | {"preset": r.preset, "seeds": list(r.seeds)})
+        lines.append(f"| {claim.statement} | {claim.source} | {claim.paper} | {ours(v)} | {interval(v)} | "
+                     f"**{MARKS[v.outcome]}** | `{command}` |")  # fmt: skip
+    counts = {o: sum(e["outcome"] == o for e in entries) for o in MARKS}
+    lines += ["", ", ".join(f"{n} {o}" for o, n in counts.items() if n), ""]
+    for r in reproductions:
+        for figure in r.figures:
+            lines += [f"![{figure.stem}]({os.path.relpath(figure, root)})", ""]
+    md, js = root / "index.md", root / "index.json"
+    md.write_text("\n".join(lines) + "\n")
+    experiments = {r.experiment.name: {"command": " ".join(reproduce_command(r.experiment, r.preset, r.data, r.seeds,
+                                                                            r.args)),
+                                       "report": f"{r.experiment.name}-{r.preset}/report.md", "seconds": r.seconds}
+                   for r in reproductions}  # fmt: skip
+    index = {"preset": preset, "machine": machine(reproductions), "experiments": experiments, "claims": entries,
+             "counts": counts}  # fmt: skip
+    atomic_write_bytes(js, (json.dumps(index, indent=2) + "\n").encode())
+    return md, js

@@ -1,0 +1,55 @@
+"""The ResNet-110 warm-up (ResNet Sec. 4.2): at lr 0.1 from the start the 110-layer net is slow to begin
+converging; 0.01 until the training error falls below 80%, then the recipe's 0.1, starts it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..recipes import get_recipe
+from .base import EARLY_TRAIN_ERROR, RESNET_SMOKE, TRAIN_ERROR, Experiment, Preset, Runs, RunSpec
+from .plots import error_curves
+
+
+def runs(args: dict, preset: Preset) -> list[RunSpec]:
+    if len(args["depths"]) != 1:
+        raise ValueError("warmup compares two schedules of one network: give one depth, e.g. --depths 110")
+    depth = args["depths"][0]
+    if f"resnet{depth}" not in get_recipe("resnet_cifar").warmup_for:
+        warmed = ", ".join(m.removeprefix("resnet") for m in get_recipe("resnet_cifar").warmup_for)
+        raise ValueError(f"the paper warms up only the deepest CIFAR ResNets: --depths {warmed}")
+    return [
+        RunSpec("warm-up", f"resnet{depth}", group="ResNet"),  # the recipe's warm-up (resnet_cifar: warmup_for)
+        RunSpec("lr 0.1 from the start", f"resnet{depth}", overrides={"warmup_lr": 0.0}, group="ResNet"),
+    ]
+
+
+def figures(results: Runs, out: Path) -> list[Path]:
+    panel = {"ResNet-110": [results["warm-up"], results["lr 0.1 from the start"]]}
+    return [error_curves(panel, out / "warmup.png", "ResNet-110 with and without the 0.01 warm-up (one seed)")]
+
+
+EXPERIMENT = Experiment(
+    name="warmup",
+    title="Warming up ResNet-110",
+    source="ResNet Sec. 4.2",
+    paper='for the 110-layer net "the initial learning rate of 0.1 is slightly too large to start converging"; '
+    "0.01 until the training error is below 80% (about 400 iterations), then 0.1, converges (6.43% test error).",
+    recipe="resnet_cifar",
+    defaults={"depths": (110,)},
+    presets={
+        "smoke": RESNET_SMOKE,
+        "quick": Preset(
+            "3 seeds of 1 epoch on 12,800 training images (100 steps of the paper's batch of 128): the claim is "
+            "about the start of training",
+            epochs=1,
+            subset=12_800,
+            log_every=5,
+            seeds=3,
+        ),
+        "full": Preset("the paper's schedule: 64k iterations of batch 128", seeds=5),
+    },
+    runs=runs,
+    quantities={"early_train_error": EARLY_TRAIN_ERROR, "train_error": TRAIN_ERROR},
+    figures=figures,
+    deviations=("Fashion-MNIST (28x28 grey, 10 classes) stands in for CIFAR-10 unless --data says otherwise",),
+)
