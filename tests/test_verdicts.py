@@ -23,6 +23,7 @@ from verydeep.experiments.base import (
     final_val_error,
     judge,
     percent,
+    run_train_error,
 )
 from verydeep.experiments.claims import CLAIMS, claims_of
 from verydeep.runs import MetricsRow, Summary
@@ -42,6 +43,24 @@ def test_the_t_distribution_with_one_degree_of_freedom_is_cauchys():
         assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
 
 
+def test_the_incomplete_beta_function_matches_its_closed_forms_on_both_sides_of_its_switch():
+    # I_x(a, 1) = x^a and I_x(1, b) = 1 - (1 - x)^b; x above (a + 1) / (a + b + 2) takes the symmetric branch
+    for x, a in ((0.3, 2.0), (0.95, 30.0), (0.999, 200.0)):
+        assert evidence.incomplete_beta(x, a, 1.0) == pytest.approx(x**a, rel=1e-12, abs=1e-300)
+    for x, b in ((0.02, 40.0), (0.6, 3.0)):
+        assert evidence.incomplete_beta(x, 1.0, b) == pytest.approx(1 - (1 - x) ** b, rel=1e-12)
+    assert evidence.incomplete_beta(0.0, 2.0, 3.0) == 0.0 and evidence.incomplete_beta(1.0, 2.0, 3.0) == 1.0
+    assert evidence.incomplete_beta(-0.5, 2.0, 3.0) == 0.0 and evidence.incomplete_beta(1.5, 2.0, 3.0) == 1.0
+
+
+def test_quantiles_below_one_and_outside_the_unit_interval():
+    assert t_quantile(0.6, 10) == pytest.approx(0.2602, abs=1e-4)  # the table's t(0.60, 10)
+    assert t_quantile(0.5, 3) == pytest.approx(0.0, abs=1e-12)
+    for p in (0.0, 1.0, -0.1, 1.2):
+        with pytest.raises(ValueError, match=r"p must lie in \(0, 1\)"):
+            t_quantile(p, 4)
+
+
 def test_welchs_interval_matches_a_case_worked_by_hand():
     # means 2 and 5, both standard deviations 1, n = 3: se = sqrt(1/3 + 1/3) = 0.8165;
     # df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4; t(0.975, 4) = 2.7764; half-width 2.2669; t = -3/0.8165 = -3.674
@@ -57,11 +76,29 @@ def test_welch_with_unequal_spreads_uses_the_satterthwaite_degrees_of_freedom():
     d = welch([0.0, 1.0, 2.0], [0.0, 10.0, 20.0])
     assert d.df == pytest.approx(10201 / 5000.5, rel=1e-9)
     assert d.high - d.value == pytest.approx(t_quantile(0.975, d.df) * math.sqrt(101 / 3), rel=1e-9)
+    # standard deviations 2 and 10: se = sqrt(4/3 + 100/3); the p value of t = -8 / se on its df
+    d = welch([0.0, 2.0, 4.0], [0.0, 10.0, 20.0])
+    se = math.sqrt(4 / 3 + 100 / 3)
+    assert d.df == pytest.approx((104 / 3) ** 2 / ((4 / 3) ** 2 / 2 + (100 / 3) ** 2 / 2))
+    assert d.p_value == pytest.approx(2 * (1 - t_cdf(8 / se, d.df)), rel=1e-12) and 0.2 < d.p_value < 0.5
 
 
 def test_one_seed_a_side_gives_no_interval_and_decides_nothing():
     outcome, d = decide([0.1], [0.5], "lower")
     assert outcome == "inconclusive" and d.low is None and d.p_value is None and d.value == pytest.approx(-0.4)
+    assert (d.std_a, d.std_b, d.n_a, d.n_b) == (0.0, 0.0, 1, 1)
+    outcome, d = decide([0.1], [0.5, 0.7], "lower")  # one side of one seed is enough to decide nothing
+    assert outcome == "inconclusive" and d.low is None and d.std_b == pytest.approx(0.1414, abs=1e-4)
+    outcome, d = decide([0.5, 0.7], [0.1], "higher")
+    assert outcome == "inconclusive" and d.low is None and d.std_a == pytest.approx(0.1414, abs=1e-4)
+
+
+def test_two_seeds_a_side_use_both_spreads():
+    # std of (1, 2) and (3, 5): 0.7071 and 1.4142; se = sqrt(0.25 + 1) = 1.118; df = 1.25^2 / (0.25^2 + 1^2)
+    d = welch([1.0, 2.0], [3.0, 5.0])
+    assert (d.std_a, d.std_b) == (pytest.approx(0.5**0.5), pytest.approx(2**0.5))
+    assert d.df == pytest.approx(1.5625 / 1.0625)
+    assert d.high - d.value == pytest.approx(t_quantile(0.975, 1.5625 / 1.0625) * 1.25**0.5)
 
 
 def test_seeds_that_agree_exactly_give_an_exact_difference():
@@ -88,11 +125,44 @@ def test_equivalence_is_decided_by_two_one_sided_tests_against_the_margin():
     assert outcome == "reproduced" and d.level == pytest.approx(0.90)
     assert d.high - d.value == pytest.approx(t_quantile(0.95, d.df) * math.sqrt(2 * 0.002**2 / 3))
     assert decide(*close, "equivalent", margin=0.003)[0] == "inconclusive"  # the interval crosses the margin
+    # a margin of 0.005 holds the 90% interval [-0.0048, +0.0028] but not the 95% one [-0.0055, +0.0035]:
+    # TOST at 5% reads the 90% one
+    assert decide(*close, "equivalent", margin=0.005)[0] == "reproduced"
     far = ([0.10, 0.101, 0.102], [0.13, 0.131, 0.132])  # 3 points apart, the 95% interval well outside +-1
     outcome, d = decide(*far, "equivalent", margin=0.01)
     assert outcome == "contradicted" and d.level == pytest.approx(0.95) and d.high < -0.01
-    with pytest.raises(ValueError, match="positive margin"):
+    with pytest.raises(ValueError, match="^an equivalence claim needs a positive margin$"):
         decide(*close, "equivalent")
+    with pytest.raises(ValueError, match="positive margin"):
+        decide(*close, "equivalent", margin=0.0)
+    assert decide([0.1], [0.1], "equivalent", margin=0.01)[0] == "inconclusive"  # one seed a side
+
+
+def test_a_difference_exactly_at_the_margin_is_not_inside_the_band_nor_outside_it():
+    # seeds that agree exactly give the interval [d, d]; 0.5 - 0.75 = -0.25 exactly in binary
+    assert decide([0.5, 0.5], [0.75, 0.75], "equivalent", margin=0.25)[0] == "inconclusive"
+    assert decide([0.75, 0.75], [0.5, 0.5], "equivalent", margin=0.25)[0] == "inconclusive"
+    assert decide([0.5, 0.5], [0.75, 0.75], "equivalent", margin=0.5)[0] == "reproduced"
+    assert decide([0.5, 0.5], [0.75, 0.75], "equivalent", margin=0.125)[0] == "contradicted"
+
+
+def test_an_interval_below_zero_but_inside_the_margin_on_its_upper_side_is_inconclusive():
+    # difference -0.012 (std 0.004 a side): 95% interval [-0.0211, -0.0029], 90% [-0.0190, -0.0050]: neither
+    # inside +-0.01 nor wholly outside it
+    outcome, d = decide([0.096, 0.100, 0.104], [0.108, 0.112, 0.116], "equivalent", margin=0.01)
+    assert outcome == "inconclusive" and d.low < -0.01 < d.high < 0
+
+
+def test_the_seeds_that_would_decide_an_inconclusive_claim_at_its_budget():
+    # difference -1, both spreads 1: n = 9 is the first with t(0.975, 2n - 2) * sqrt(2 / n) < 1
+    # (n = 8: 2.1448 * 0.5 = 1.072; n = 9: 2.1199 * 0.4714 = 0.9993)
+    d = welch([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+    assert evidence.seeds_to_decide(d, "lower") == 9 == evidence.seeds_to_decide(d, "higher")
+    assert evidence.seeds_to_decide(welch([1.0, 2.0], [1.0, 2.0]), "lower") is None  # no difference at all
+    assert evidence.seeds_to_decide(welch([1.0, 1.0], [2.0, 2.0]), "lower") is None  # no spread: decided already
+    far = welch([0.10, 0.11, 0.12], [0.13, 0.14, 0.15], 0.9)
+    assert evidence.seeds_to_decide(far, "equivalent", margin=0.02) is None  # 3 points apart: never within 2
+    assert evidence.seeds_to_decide(d, "lower", most=5) == 6  # more than 5
 
 
 def test_an_unknown_relation_is_refused():
@@ -130,6 +200,17 @@ def test_the_early_training_error_averages_the_windows_of_the_first_tenth():
     windows = ((5, 0.9), (10, 0.7), (20, 0.5), (21, 0.1), (200, 0.05))  # the first tenth of 200 steps ends at 20
     assert early_train_error(result("x", windows=windows), {}) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
     assert early_train_error(result("x", windows=((50, 0.4), (100, 0.2))), {}) == 0.4  # none that early: the first
+
+
+def test_the_training_error_over_the_run_averages_every_window():
+    windows = ((5, 0.9), (10, 0.7), (20, 0.5), (200, 0.1))
+    assert run_train_error(result("x", windows=windows, val_series=((200, 0.3),)), {}) == pytest.approx(0.55)
+
+
+def test_every_experiment_has_the_four_presets_with_seeds_enough_to_decide():
+    for experiment in EXPERIMENTS.values():
+        assert list(experiment.presets) == ["smoke", "quick", "standard", "full"], experiment.name
+        assert [p.seeds for p in experiment.presets.values()] == [2, 3, 3, 5], experiment.name
 
 
 def test_steps_to_reach_is_the_first_evaluated_step_at_or_below_the_target():
@@ -230,7 +311,8 @@ def verdict_on(claim, values: dict[tuple[str, str], list[float]]):
     experiment = EXPERIMENTS[claim.experiment]
     fixed = Fixed(values)
     labels = {label for _, label in values}
-    seeds = {s: {label: result(label) for label in labels} | {"_seed": s} for s in range(3)}
+    n = len(next(iter(values.values()))) if values else 3
+    seeds = {s: {label: result(label) for label in labels} | {"_seed": s} for s in range(n)}
     quantities = {name: fixed.quantity(name, q) for name, q in experiment.quantities.items()}
     fake = dataclasses.replace(experiment, quantities=quantities)
     return judge(claim, fake, NAMES.get(claim.experiment, {}), seeds)
@@ -340,3 +422,48 @@ def test_the_layer_responses_and_protocols_measure_the_degradation_runs():
     assert protocols.runs(args, preset) == [s for s in degradation.runs(args, preset) if s.label == "ResNet-20"]
     assert layer_responses.EXPERIMENT.presets is protocols.EXPERIMENT.presets is degradation.EXPERIMENT.presets
     assert all(not s.options.get("zero_init_residual") for s in degradation.runs(args, preset))  # Fig. 7's init
+
+
+def test_each_unit_is_written_as_the_report_gives_it():
+    error, steps, value = (Quantity("q", lambda r, rs: 0.0, unit) for unit in ("error", "steps", "value"))
+    assert (error.format(0.12345), error.format_difference(-0.012)) == ("12.35", "-1.20")
+    assert (steps.format(1234.4), steps.format_difference(20.0)) == ("1234", "+20")
+    assert (value.format(0.123456), value.format_difference(-0.5)) == ("0.1235", "-0.5000")
+
+
+def by_key(key: str):
+    (claim,) = [c for c in CLAIMS if c.key == key]
+    return claim
+
+
+def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it():
+    claim = by_key("resnet-fig6-plain-degrades")
+    verdict = verdict_on(claim, {("train_error", "plain-56"): [0.02, 0.03, 0.04],
+                                 ("train_error", "plain-20"): [0.01, 0.02, 0.03]})  # fmt: skip
+    assert verdict.outcome == "inconclusive" and verdict.values_a == (0.02, 0.03, 0.04)
+    assert verdict.values_b == (0.01, 0.02, 0.03) and verdict.quantity.title == "train error %"
+    # the difference of 1 point with spreads of 1 point: 9 seeds a side (see the test of seeds_to_decide)
+    assert verdict.evidence().endswith(
+        "95% interval [-1.27, +3.27] (Welch's t); about 9 seeds a side would decide it at this budget, if the "
+        "spread stays as measured.")  # fmt: skip
+    tie = verdict_on(claim, {("train_error", "plain-56"): [0.02, 0.03], ("train_error", "plain-20"): [0.02, 0.03]})
+    assert tie.evidence().endswith("(Welch's t); more seeds would not decide it at this budget.")
+
+
+def test_a_verdict_on_one_seed_says_it_has_no_interval():
+    claim = by_key("vgg-sec31-d-from-a-faster")
+    experiment = EXPERIMENTS[claim.experiment]
+    fixed = {"D from A": 20.0, "D random": 40.0}
+    quantities = {"steps_to_a": Quantity("steps to reach A's val error", lambda r, rs: fixed[r.spec.label], "steps")}
+    fake = dataclasses.replace(experiment, quantities={**experiment.quantities, **quantities})
+    verdict = judge(claim, fake, {}, {0: {label: result(label) for label in fixed}})
+    assert verdict.outcome == "inconclusive" and (verdict.a, verdict.b) == ("D from A", "D random")
+    assert verdict.evidence() == (
+        "steps to reach A's val error: D from A 20 ± 0 vs D random 40 ± 0 (mean ± std over 1 and 1 seeds); "
+        "difference -20, no interval: one seed a side cannot decide.")  # fmt: skip
+
+
+def test_a_claim_not_tested_keeps_its_claim_and_labels():
+    claim = by_key("vgg-table3-scale-jittering")
+    verdict = verdict_on(claim, {})
+    assert verdict.claim is claim and (verdict.a, verdict.b) == ("D jittered", "D")

@@ -129,7 +129,7 @@ def decide(
     if relation == "equivalent":
         if margin is None or margin <= 0:
             raise ValueError("an equivalence claim needs a positive margin")
-        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b, LEVEL)
+        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b)
         if inner.low is None:
             return "inconclusive", inner
         if -margin < inner.low and inner.high < margin:
@@ -146,3 +146,19 @@ def decide(
     if relation == "higher":
         return ("reproduced" if above else "contradicted" if below else "inconclusive"), difference
     raise ValueError(f"unknown relation {relation!r}; valid: lower, higher, equivalent")
+
+
+def seeds_to_decide(difference: Difference, relation: Relation, margin: float | None = None, most: int = 1000):
+    """Seeds a side that would decide the claim if the difference and the spreads stayed as measured: the
+    fewest n whose interval (Welch's, on 2n - 2 degrees of freedom) leaves zero, or for an equivalence the
+    margin, on the side the difference lies. None when no number would: no difference at all, a spread of
+    zero, or an equivalence whose difference is already outside its margin."""
+    spread = math.sqrt(difference.std_a**2 + difference.std_b**2)
+    gap = abs(difference.value) if relation != "equivalent" else (margin or 0.0) - abs(difference.value)
+    if spread == 0 or gap <= 0:
+        return None
+    level = LEVEL if relation != "equivalent" else 1 - 2 * (1 - LEVEL)
+    for n in range(2, most + 1):
+        if t_quantile(0.5 + level / 2, 2 * n - 2) * spread / math.sqrt(n) < gap:
+            return n
+    return most + 1

@@ -87,8 +87,8 @@ CLAIMS: tuple[Claim, ...] = (
     # The ResNet-110 warm-up (ResNet Sec. 4.2)
     Claim("resnet-sec42-warmup-starts-resnet110", "ResNet Sec. 4.2",
           "ResNet-110 at lr 0.1 from the start is slow to begin converging; 0.01 until the training error is "
-          "below 80% starts it: a lower training error over the first tenth of training",
-          "warmup", "early_train_error", "warm-up", "lr 0.1 from the start", "lower",
+          "below 80% starts it: a lower training error over the first few hundred steps",
+          "warmup", "run_train_error", "warm-up", "lr 0.1 from the start", "lower",
           "\"0.1 is slightly too large to start converging\"; with 0.01 for about 400 iterations it converges"),
     # VGG depth (VGG Sec. 4.1, Table 3)
     Claim("vgg-table3-depth-helps", "VGG Table 3",

@@ -82,6 +82,15 @@ EXPERIMENT = Experiment(
             log_every=10,
             seeds=3,
         ),
+        "standard": Preset(
+            "3 seeds of 8 epochs on 16,000 training images, otherwise as quick (about 45 minutes on 2 cores with "
+            "native bf16, so that every experiment's standard runs in one sitting of under two hours)",
+            epochs=8,
+            subset=16_000,
+            overrides={"batch_size": 32, "lr": 0.025},
+            log_every=20,
+            seeds=3,
+        ),
         "full": Preset("the paper's schedule: 64k iterations of batch 128 on the whole training split", seeds=5),
     },  # fmt: skip
     runs=runs,

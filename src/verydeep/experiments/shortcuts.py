@@ -45,6 +45,13 @@ EXPERIMENT = Experiment(
             log_every=10,
             seeds=3,
         ),
+        "standard": Preset(
+            "3 seeds of 8 epochs on 22,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
+            epochs=8,
+            subset=22_000,
+            log_every=20,
+            seeds=3,
+        ),
         "full": Preset("the paper's CIFAR schedule: 64k iterations of batch 128", seeds=5),
     },  # fmt: skip
     runs=runs,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..recipes import get_recipe
-from .base import EARLY_TRAIN_ERROR, RESNET_SMOKE, TRAIN_ERROR, Experiment, Preset, Runs, RunSpec
+from .base import RESNET_SMOKE, TRAIN_ERROR, Experiment, Preset, Quantity, Runs, RunSpec, run_train_error
 from .plots import error_curves
 
 
@@ -39,9 +39,17 @@ EXPERIMENT = Experiment(
     presets={
         "smoke": RESNET_SMOKE,
         "quick": Preset(
-            "3 seeds of 1 epoch on 12,800 training images (100 steps of the paper's batch of 128): the claim is "
+            "3 seeds of 100 steps of the paper's batch of 128 (12,800 training images, one epoch): the claim is "
             "about the start of training",
             epochs=1,
+            subset=12_800,
+            log_every=5,
+            seeds=3,
+        ),
+        "standard": Preset(
+            "3 seeds of 200 steps of the paper's batch of 128 (two epochs of 12,800 training images): half the "
+            "length of the paper's warm-up",
+            epochs=2,
             subset=12_800,
             log_every=5,
             seeds=3,
@@ -49,7 +57,7 @@ EXPERIMENT = Experiment(
         "full": Preset("the paper's schedule: 64k iterations of batch 128", seeds=5),
     },
     runs=runs,
-    quantities={"early_train_error": EARLY_TRAIN_ERROR, "train_error": TRAIN_ERROR},
+    quantities={"run_train_error": Quantity("train error % over the run", run_train_error), "train_error": TRAIN_ERROR},
     figures=figures,
     deviations=("Fashion-MNIST (28x28 grey, 10 classes) stands in for CIFAR-10 unless --data says otherwise",),
 )
