@@ -444,8 +444,11 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it():
     assert verdict.values_b == (0.01, 0.02, 0.03) and verdict.quantity.title == "train error %"
     # the difference of 1 point with spreads of 1 point: 9 seeds a side (see the test of seeds_to_decide)
     assert verdict.evidence().endswith(
-        "95% interval [-1.27, +3.27] (Welch's t); about 9 seeds a side would decide it at this budget, if the "
-        "spread stays as measured.")  # fmt: skip
+        "95% interval [-1.27, +3.27] (Welch's t); about 9 seeds a side would decide it (reproduced) at this "
+        "budget, if the spread stays as measured.")  # fmt: skip
+    reverse = verdict_on(claim, {("train_error", "plain-56"): [0.01, 0.02, 0.03],
+                                 ("train_error", "plain-20"): [0.02, 0.03, 0.04]})  # fmt: skip
+    assert "about 9 seeds a side would decide it (contradicted)" in reverse.evidence()
     tie = verdict_on(claim, {("train_error", "plain-56"): [0.02, 0.03], ("train_error", "plain-20"): [0.02, 0.03]})
     assert tie.evidence().endswith("(Welch's t); more seeds would not decide it at this budget.")
 

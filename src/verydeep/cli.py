@@ -416,9 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reproduce",
         help="reproduce one of the papers' experiments: train the runs, plot, compare with the paper",
-        description="Reproduce an experiment of the papers with one command: train its runs (finished runs are "
-        "reused, interrupted ones resumed), then write report.md (our numbers beside the paper's, figures, a "
-        "verdict per claim), results.csv, summary.json and PNG figures. `--list` shows the experiments.",
+        description="Reproduce an experiment of the papers with one command: train its runs for every seed "
+        "(finished runs are reused, interrupted ones resumed), then write report.md (our numbers beside the "
+        "paper's, figures, and per claim of the ledger a verdict over the seeds: reproduced, contradicted or "
+        "inconclusive, with the interval of the difference), results.csv, summary.json and PNG figures. `all` runs "
+        "every experiment and writes reproductions/index.md. `--list` shows the experiments, `--claims` the claims.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("name", nargs="?", help="the experiment (see --list), or all: every experiment, then "

@@ -171,7 +171,9 @@ class Verdict:
                 text += "; more seeds would not decide it at this budget"
             else:
                 many = f"more than {n - 1}" if n > 1000 else f"about {n}"
-                text += f"; {many} seeds a side would decide it at this budget, if the spread stays as measured"
+                paper_side = {"lower": d.value < 0, "higher": d.value > 0, "equivalent": True}[self.claim.relation]
+                way = "reproduced" if paper_side else "contradicted"
+                text += f"; {many} seeds a side would decide it ({way}) at this budget, if the spread stays as measured"
         return text + "."
 
 
