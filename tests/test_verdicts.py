@@ -22,7 +22,6 @@ from verydeep.experiments.base import (
     final_train_error,
     final_val_error,
     judge,
-    percent,
     run_train_error,
 )
 from verydeep.experiments.claims import CLAIMS, claims_of
@@ -241,10 +240,6 @@ def test_the_protocol_quantities_evaluate_the_run_with_their_protocol(monkeypatc
 
 def test_the_degradation_placeholders_are_the_shallowest_and_deepest_depth():
     assert degradation.names({"depths": (56, 20, 32)}) == {"shallow": "20", "deep": "56"}
-
-
-def test_percent_writes_a_fraction_as_a_percentage_and_nothing_for_a_missing_value():
-    assert percent(0.12345) == "12.35" and percent(0.0) == "0.00" and percent(None) == ""
 
 
 # -- every claim in the paper's direction --------------------------------------------------------------------

@@ -14,6 +14,9 @@ from ..registry import get_entry
 from .base import EARLY_TRAIN_ERROR, RESNET_SMOKE, TRAIN_ERROR, VAL_ERROR, Experiment, Preset, RunResult, Runs, RunSpec
 from .plots import error_curves
 
+# quick and standard: a batch of 32 with the learning rate scaled to match (Goyal et al. 2017)
+CPU_BATCH = {"batch_size": 32, "lr": 0.025}
+
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
     depths = args["depths"]
@@ -78,7 +81,7 @@ EXPERIMENT = Experiment(
             "on a CPU; milestones at 50% and 75% as the paper's",
             epochs=5,
             subset=6_000,
-            overrides={"batch_size": 32, "lr": 0.025},
+            overrides=CPU_BATCH,
             log_every=10,
             seeds=3,
         ),
@@ -87,7 +90,7 @@ EXPERIMENT = Experiment(
             "native bf16, so that every experiment's standard runs in one sitting of under two hours)",
             epochs=8,
             subset=16_000,
-            overrides={"batch_size": 32, "lr": 0.025},
+            overrides=CPU_BATCH,
             log_every=20,
             seeds=3,
         ),
