@@ -15,7 +15,15 @@ from PIL import Image
 from torchvision.datasets import FashionMNIST
 
 from verydeep.data import DATASETS, load_data, synthetic
-from verydeep.data.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, crop_flip, pca_lighting, random_crop_flip
+from verydeep.data.augment import (
+    IMAGENET_EIGVAL,
+    IMAGENET_EIGVEC,
+    crop_flip,
+    pca_lighting,
+    random_crop_flip,
+    random_rescale_crop_flip,
+    rescale_crop_flip,
+)
 from verydeep.data.memory import TensorData, TensorImages
 
 
@@ -176,6 +184,55 @@ def test_random_crop_flip_only_moves_pixels():
     assert matches.any(1).all()
     flipped = matches[:, 81:].any(1) & ~matches[:, :81].any(1)
     assert 60 < flipped.sum() < 140
+
+
+def test_rescale_crop_flip_is_a_resize_then_a_crop_and_a_mirror():
+    images = torch.rand(4, 3, 8, 8)
+    sides, top, left = torch.tensor([8, 9, 13, 16]), torch.tensor([0, 1, 5, 8]), torch.tensor([0, 0, 2, 7])
+    flip = torch.tensor([False, True, False, True])
+    out = rescale_crop_flip(images, sides, top, left, flip)
+    for b in range(4):
+        s, t, left_b = int(sides[b]), int(top[b]), int(left[b])
+        resized = torch.nn.functional.interpolate(images[b : b + 1], size=(s, s), mode="bilinear")[0]
+        window = resized[:, t : t + 8, left_b : left_b + 8]
+        torch.testing.assert_close(out[b], window.flip(-1) if flip[b] else window, atol=1e-5, rtol=0)
+
+
+def ramp(n: int, size: int = 8) -> torch.Tensor:
+    """Images whose pixels are their column numbers: a rescaled image's slope is size / S, its sign the mirror."""
+    return torch.arange(size, dtype=torch.float32).expand(n, 1, size, size).clone()
+
+
+def test_scale_jittering_draws_every_side_of_its_range_and_mirrors_half():
+    out = random_rescale_crop_flip(ramp(400), torch.Generator().manual_seed(0), (8, 16))
+    slope = out[:, 0, :, 3] - out[:, 0, :, 2]  # interior columns: no clamping at the image's edge
+    assert torch.allclose(slope, slope[:, :1].expand_as(slope), atol=1e-5)  # one scale across the crop's rows
+    sides = (8 / slope[:, 0].abs()).round().int()
+    assert set(sides.tolist()) == set(range(8, 17))
+    assert 150 < (slope[:, 0] < 0).sum() < 250
+    # the same draws on every call; ranks take their rows of the global batch's draws
+    again = random_rescale_crop_flip(ramp(400), torch.Generator().manual_seed(0), (8, 16))
+    assert torch.equal(out, again)
+    rows = random_rescale_crop_flip(ramp(200), torch.Generator().manual_seed(0), (8, 16), drawn_for=400,
+                                    rows=slice(1, None, 2))  # fmt: skip
+    assert torch.equal(rows, out[1::2])
+    fixed = random_rescale_crop_flip(ramp(50), torch.Generator().manual_seed(0), (8, 8))
+    assert all(torch.equal(f, ramp(1)[0]) or torch.equal(f, ramp(1)[0].flip(-1)) for f in fixed)
+    with pytest.raises(ValueError, match="no crop fits"):
+        random_rescale_crop_flip(ramp(2), torch.Generator(), (6, 12))
+
+
+def test_in_memory_scale_jittering_trains_at_native_size_and_tests_whole_at_q():
+    data = labelled_by_index(64)
+    for x, _ in epoch(data, "train", batch_size=16, scale=(4, 8)):
+        assert x.shape == (16, 1, 4, 4)
+    jittered = torch.cat([x for x, _ in epoch(data, "train", batch_size=16, scale=(4, 8))])
+    plain = torch.cat([x for x, _ in epoch(data, "train", batch_size=16)])
+    assert not torch.equal(jittered, plain)
+    (val, _), *_ = epoch(data, "val", batch_size=16, scale=(4, 8))
+    assert val.shape == (16, 1, 6, 6)  # Q = (Smin + Smax) / 2, the whole image
+    native = next(iter(data.batches("val", 16)))[0]
+    torch.testing.assert_close(val, torch.nn.functional.interpolate(native, size=(6, 6), mode="bilinear"))
 
 
 def test_pca_lighting_adds_one_colour_per_image_along_the_eigenvectors():

@@ -226,7 +226,8 @@ def test_a_run_is_keyed_by_what_decides_it_so_vgg16_and_vgg_d_share_one():
     base = TrainConfig(model="vgg_d", subset=128, epochs=1, overrides={"lr": 0.05, "milestones": (0.5,)})
     same = TrainConfig(model="vgg16", subset=128, epochs=1, overrides={"lr": "0.05", "milestones": [0.5]})
     assert run_key(same) == run_key(base) and run_key(base).startswith("vgg_d-")
-    for different in ({"seed": 1}, {"epochs": 2}, {"iters": 10}, {"overrides": {"lr": 0.01}}, {"model": "vgg_e"}):
+    for different in ({"seed": 1}, {"epochs": 2}, {"iters": 10}, {"overrides": {"lr": 0.01}}, {"model": "vgg_e"},
+                      {"overrides": {"lr": 0.05, "milestones": (0.5,), "small_scale": (32, 64)}}):  # fmt: skip
         assert run_key(TrainConfig(**{**base.to_dict(), **different})) != run_key(base), different
 
 

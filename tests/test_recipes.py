@@ -1,10 +1,11 @@
 """The recipes carry the papers' values; the schedules hit their milestones."""
 
+import dataclasses
 import math
 
 import pytest
 
-from verydeep.recipes import RECIPES, get_recipe, override
+from verydeep.recipes import RECIPES, get_recipe, override, recipe_key
 from verydeep.registry import get_entry
 from verydeep.schedules import cosine_lr, make_schedule, plateau_drops, step_lr
 
@@ -46,6 +47,22 @@ def test_recipes_are_frozen_and_overrides_are_checked():
         override(r, schedule="linear")
     with pytest.raises(ValueError, match="unknown recipe 'adam'; valid recipes: resnet_cifar"):
         get_recipe("adam")
+
+
+def test_scale_jittering_of_small_images_takes_two_ordered_sides():
+    vgg = get_recipe("vgg")
+    assert vgg.small_scale == () and override(vgg, small_scale="32,64").small_scale == (32, 64)
+    for bad in ("64,32", "32", "32,48,64", "0,32"):
+        with pytest.raises(ValueError, match="small_scale must be two sides Smin,Smax with Smin <= Smax"):
+            override(vgg, small_scale=bad)
+
+
+def test_a_field_added_after_0_1_stays_out_of_run_keys_at_its_default():
+    vgg = get_recipe("vgg")
+    assert "small_scale" not in recipe_key(vgg) and set(recipe_key(vgg)) == set(dataclasses.asdict(vgg)) - {
+        "small_scale"
+    }
+    assert recipe_key(override(vgg, small_scale="32,64"))["small_scale"] == (32, 64)
 
 
 def test_each_model_gets_its_papers_recipe():

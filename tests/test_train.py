@@ -237,6 +237,17 @@ def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tm
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_a_run_with_scale_jittering_trains_on_native_crops_and_is_validated_at_q(tmp_path):
+    cfg = TrainConfig(model="vgg_a", data="synthetic", subset=64, val_size=32, iters=2, log_every=1,
+                      model_options={"head": "small", "width": 0.25},
+                      overrides={"batch_size": 32, "small_scale": (36, 48)})  # fmt: skip
+    summary = fit(cfg, tmp_path / "run", progress=False)
+    assert summary.steps == 2 and summary.val_error is not None
+    assert RunDir(tmp_path / "run").read_record().recipe.small_scale == (36, 48)
+    with pytest.raises(ValueError, match="--small-scale 24,48 starts below synthetic's 32 px images"):
+        fit(TrainConfig(**{**cfg.to_dict(), "overrides": {"small_scale": (24, 48)}}), tmp_path / "bad", progress=False)
+
+
 def test_init_from_copies_as_layers_into_the_run(tmp_path):
     """--init-from a run folder of A: the new run starts with A's first four convs and FC layers (VGG Sec. 3.1).
     At lr 0 the weights it ends with are the ones it started from."""

@@ -263,6 +263,7 @@ LOWER_THAN = {
     "vgg-table3-c-beats-b": ("C", "B"),
     "vgg-table3-d-beats-c": ("D", "C"),
     "vgg-sec41-b-beats-shallow-5x5": ("B random", "B-5x5"),
+    "vgg-table3-scale-jittering": ("D jittered", "D fixed scale"),  # S in [256, 512]: 25.6 vs S=256: 27.0
     "vgg-sec31-d-from-a-faster": ("D from A", "D random"),
     "vgg-sec31-e-from-a-faster": ("E from A", "E random"),
 }
@@ -273,7 +274,7 @@ WITHIN_A_POINT = {
 }
 # the two protocols of one run: ten crops give the lower error (ResNet Sec. 3.4)
 TWO_PROTOCOLS = {"resnet-sec34-ten-crop-beats-centre": ("tencrop_error", "centre_error")}
-NOT_TESTED = {"vgg-table3-scale-jittering", "vgg-table5-dense-and-multicrop"}
+NOT_TESTED = {"vgg-table5-dense-and-multicrop"}
 NAMES = {"degradation": {"shallow": "20", "deep": "56"}, "layer_responses": {"shallow": "20", "deep": "56"},
          "protocols": {"shallow": "20", "deep": "56"}}  # fmt: skip
 
@@ -462,6 +463,6 @@ def test_a_verdict_on_one_seed_says_it_has_no_interval():
 
 
 def test_a_claim_not_tested_keeps_its_claim_and_labels():
-    claim = by_key("vgg-table3-scale-jittering")
+    claim = by_key("vgg-table5-dense-and-multicrop")
     verdict = verdict_on(claim, {})
-    assert verdict.claim is claim and (verdict.a, verdict.b) == ("D jittered", "D")
+    assert verdict.claim is claim and (verdict.a, verdict.b) == ("D", "D")

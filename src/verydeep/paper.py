@@ -20,6 +20,8 @@ VGG_TABLE3_S256 = {
     "vgg_d": (27.0, 8.8),
     "vgg_e": (27.3, 9.0),
 }
+# [VGG] Table 3, scale jittering in training, S in [256, 512], tested at Q = 384
+VGG_TABLE3_JITTERED = {"vgg_c": (27.3, 8.8), "vgg_d": (25.6, 8.1), "vgg_e": (25.5, 8.0)}
 
 # [ResNet] Table 1: multiply-adds (x10^9) at 224x224, stride in the first 1x1 of a bottleneck; VGG by the same count.
 RESNET_TABLE1_GMACS = {

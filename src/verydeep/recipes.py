@@ -10,10 +10,14 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Schedule = Literal["step", "plateau", "cosine"]
+
+# Fields added after version 0.1 say so; at their defaults they are left out of a run's key (``recipe_key``),
+# so that the runs trained before them keep their folders.
+ADDED_IN_0_2 = {"since": "0.2"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,18 @@ class Recipe:
     scale: tuple[int, int] = (256, 480)  # image folders: shorter side drawn uniformly from this range
     color_jitter: bool = True  # image folders: AlexNet's PCA colour shift
     label_smoothing: float = 0.0  # neither paper uses it; here for experiments beyond them
+    # In-memory sets: VGG's scale jittering (Sec. 3.1) carried to small images. A training image is rescaled to
+    # S x S, S drawn uniformly from [small_scale], and a crop of the native size is taken at random, mirrored
+    # at random; validation and test images are rescaled to Q = the range's middle and seen whole, as the fully
+    # convolutional net sees them at test scale Q = 0.5 (Smin + Smax) (Sec. 3.2, 4.1). 256-512 for 224 px crops
+    # is 32-64 for 28 px images; (32, 32) is the fixed scale S = 256. (): ResNet's pad-and-crop at native size.
+    small_scale: tuple[int, ...] = field(default=(), metadata=ADDED_IN_0_2)
+
+    def __post_init__(self):
+        if self.small_scale and not (len(self.small_scale) == 2 and 0 < self.small_scale[0] <= self.small_scale[1]):
+            raise ValueError(
+                f"small_scale must be two sides Smin,Smax with Smin <= Smax (e.g. 32,64), not {self.small_scale}"
+            )
 
     def milestone_steps(self, total_steps: int) -> list[int]:
         return [round(f * total_steps) for f in self.milestones]
@@ -88,6 +104,16 @@ RECIPES: dict[str, Recipe] = {
         color_jitter=True,  # "random RGB colour shift [Krizhevsky et al.]"
     ),
 }
+
+
+def recipe_key(recipe: Recipe) -> dict:
+    """The recipe's values as a run's key holds them: fields added after 0.1 only where they differ from their
+    defaults, so a key written before a field existed still names the same run."""
+    key = dataclasses.asdict(recipe)
+    for f in dataclasses.fields(recipe):
+        if "since" in f.metadata and key[f.name] == f.default:
+            del key[f.name]
+    return key
 
 
 def get_recipe(name: str) -> Recipe:

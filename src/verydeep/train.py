@@ -154,6 +154,7 @@ def resolve(cfg: TrainConfig, dist: Distributed, model: nn.Module | None = None,
     )
     if dist.local_rank == 0:
         dist.barrier()
+    check_small_scale(recipe, data)
     if data.sizes.get("val", 0) == 0 and recipe.schedule == "plateau":
         raise ValueError(
             "the plateau schedule lowers the rate when the val error stops falling, and --val-size 0 leaves no "
@@ -168,6 +169,22 @@ def resolve(cfg: TrainConfig, dist: Distributed, model: nn.Module | None = None,
         name, options = cfg.model, {}
     copied = initialise_from(model, cfg.init_from) if cfg.init_from and fresh else []
     return Setup(recipe, data, model, name, options, StepPlan.make(cfg, recipe, data, dist.world_size), copied)
+
+
+def check_small_scale(recipe: Recipe, data: Data) -> None:
+    """In-memory scale jittering needs images held in memory and sides a crop of their size fits in."""
+    if not recipe.small_scale:
+        return
+    if not data.in_memory:
+        raise ValueError(
+            f"--small-scale jitters images held in memory; {data.name} is an image folder, which jitters by "
+            "--scale SMIN,SMAX"
+        )
+    if recipe.small_scale[0] < data.image_size:
+        raise ValueError(
+            f"--small-scale {','.join(map(str, recipe.small_scale))} starts below {data.name}'s "
+            f"{data.image_size} px images, so no {data.image_size} px crop fits: give Smin >= {data.image_size}"
+        )
 
 
 def check_named_apart(cfg: TrainConfig) -> None:
@@ -453,6 +470,7 @@ class Trainer:
             world_size=self.dist.world_size,
             device=self.device,
             channels_last=self.cfg.channels_last,
+            scale=self.recipe.small_scale,
         )
         micro_index = 0
         for x, y in batches:
@@ -549,6 +567,7 @@ class Trainer:
             world_size=self.dist.world_size,
             device=self.device,
             channels_last=self.cfg.channels_last,
+            scale=self.recipe.small_scale,
         )
         return evaluate(self.net, batches, self.device, self.precision, self.dist)
 

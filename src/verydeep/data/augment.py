@@ -88,3 +88,63 @@ def pca_lighting(images: torch.Tensor, generator: torch.Generator, std: float = 
     alpha = torch.randn(images.shape[0], 3, generator=generator) * std
     shift = (alpha * IMAGENET_EIGVAL) @ IMAGENET_EIGVEC.T
     return images.add_(shift.to(images.device, images.dtype, non_blocking=True)[:, :, None, None])
+
+
+def rescale_crop_flip(
+    images: torch.Tensor, sides: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor
+) -> torch.Tensor:
+    """Rescale each image of a float (B, C, H, W) batch to sides[b] x sides[b] (bilinear, as ``F.interpolate``
+    with align_corners=False), take the H x W window at (top[b], left[b]) and mirror it where flip[b].
+
+    One affine grid for the batch: output pixel j of image b reads the rescaled image at left[b] + j, that is
+    the original at (left[b] + j + 0.5) W / S - 0.5, so the grid is u -> (W / S) u + (2 left + W) / S - 1 in
+    normalised coordinates, its scale negated for a mirrored crop.
+    """
+    b, c, h, w = images.shape
+    s = sides.to(images.device, images.dtype)
+    theta = torch.zeros(b, 2, 3, dtype=images.dtype, device=images.device)
+    theta[:, 0, 0] = torch.where(flip.to(images.device), -w / s, w / s)
+    theta[:, 0, 2] = (2 * left.to(s) + w) / s - 1
+    theta[:, 1, 1] = h / s
+    theta[:, 1, 2] = (2 * top.to(s) + h) / s - 1
+    grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_rescale_crop_flip(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    sides: tuple[int, int],
+    *,
+    drawn_for: int | None = None,
+    rows: slice = slice(None),
+) -> torch.Tensor:
+    """VGG's scale jittering (Sec. 3.1) at any size: each image rescaled to S x S with S drawn uniformly from the
+    whole sides in [sides[0], sides[1]], a crop of the batch's own size at a random place, a random mirror.
+    ``drawn_for`` and ``rows`` as in ``random_crop_flip``."""
+    n = images.shape[0] if drawn_for is None else drawn_for
+    low, high = sides
+    h, w = images.shape[-2:]
+    if low < max(h, w):
+        raise ValueError(f"scale jittering's smallest side {low} is below the images' {h}x{w}: no crop fits in it")
+    s = torch.randint(low, high + 1, (n,), generator=generator)
+    where = torch.rand(2, n, generator=generator, dtype=torch.float64)
+    top = (where[0] * (s - h + 1)).floor().long()
+    left = (where[1] * (s - w + 1)).floor().long()
+    flips = torch.randint(0, 2, (n,), generator=generator).bool()
+    s, top, left, flips = s[rows], top[rows], left[rows], flips[rows]
+    if s.shape[0] != images.shape[0]:
+        raise ValueError(f"rows {rows} of {n} draws are {s.shape[0]} images, not the {images.shape[0]} given")
+    return rescale_crop_flip(images, s, top, left, flips)
+
+
+def test_side(sides: tuple[int, int]) -> int:
+    """VGG's test scale Q for a net trained with S in [Smin, Smax]: 0.5 (Smin + Smax) (Sec. 4.1)."""
+    return round((sides[0] + sides[1]) / 2)
+
+
+def rescale(images: torch.Tensor, side: int) -> torch.Tensor:
+    """A float batch rescaled to side x side (bilinear): test scale Q for a net trained with scale jittering."""
+    if images.shape[-1] == side and images.shape[-2] == side:
+        return images
+    return F.interpolate(images, size=(side, side), mode="bilinear", align_corners=False)

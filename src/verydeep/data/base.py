@@ -137,6 +137,7 @@ class Data:
         drop_last: bool | None = None,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
+        scale: tuple[int, ...] = (),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (x, y): x float32 (uint8 / 255) - mean, shape (B, C, H, W) on ``device``; y int64 labels.
 
@@ -152,8 +153,16 @@ class Data:
         ``batch_size`` train on exactly the images one process of N * ``batch_size`` sees. Image folders crop
         in DataLoader workers, one rank's batch per task, and seed by rank as well: the same distribution, not
         the same numbers.
+
+        ``scale`` (in memory only; the recipe's ``small_scale``): VGG's scale jittering, Smin and Smax; training
+        images are rescaled to a random S in it and cropped, the others rescaled to the range's middle.
         """
         self._check_split(split)
+        if scale and not self.in_memory:
+            raise ValueError(
+                "small_scale jitters images held in memory; an image folder jitters by the recipe's scale "
+                "(--scale SMIN,SMAX)"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), not {rank}")
         if start < 0:
@@ -170,7 +179,7 @@ class Data:
             device = torch.device("cuda", torch.cuda.current_device())
         augment = split == "train" if augment is None else augment
         plan = BatchPlan(split, order, batch_size, start, rank, world_size, augment, (split, seed, epoch), device,
-                         channels_last)  # fmt: skip
+                         channels_last, tuple(scale))  # fmt: skip
         return self._generate(plan)
 
     def images(self, split: Split) -> Dataset:
@@ -206,6 +215,7 @@ class BatchPlan:
     keys: tuple  # (split, seed, epoch): what the batches' random numbers are derived from
     device: torch.device
     channels_last: bool
+    scale: tuple[int, ...] = ()  # in memory: scale jittering's (Smin, Smax); () for none
 
 
 def rank_batches(plan: BatchPlan, order: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor, int]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .augment import PADDING, random_crop_flip
+from .augment import PADDING, random_crop_flip, random_rescale_crop_flip, rescale, test_side
 from .base import SPLITS, BatchPlan, Data, MeanKind, generator, mean_from_sum, pixel_sum, rank_batches, to_float
 
 
@@ -126,10 +126,22 @@ class TensorData(Data):
         images, labels, mean = self._tensors(plan.split, plan.device)
         for k, index, global_size in rank_batches(plan, plan.order.to(plan.device)):
             x = images[index]
+            # Global batch k's draws, the same on every rank. The 0 held the rank before the ranks shared their
+            # draws; it stays so that single-process runs draw the numbers they always drew.
+            draws = generator("augment", *plan.keys, 0, k)
+            rows = slice(plan.rank, None, plan.world_size)
+            if not plan.scale:
+                if plan.augment:
+                    x = random_crop_flip(x, draws, padding=PADDING, drawn_for=global_size, rows=rows)
+                yield to_float(x, mean, plan.channels_last), labels[index]
+                continue
+            # scale jittering: rescaled after the mean is taken off (both linear: the rescaled mean is taken off)
+            x = to_float(x, mean, channels_last=False)
             if plan.augment:
-                # Global batch k's draws, the same on every rank. The 0 held the rank before the ranks shared
-                # their draws; it stays so that single-process runs draw the numbers they always drew.
-                draws = generator("augment", *plan.keys, 0, k)
-                rows = slice(plan.rank, None, plan.world_size)
-                x = random_crop_flip(x, draws, padding=PADDING, drawn_for=global_size, rows=rows)
-            yield to_float(x, mean, plan.channels_last), labels[index]
+                x = random_rescale_crop_flip(x, draws, plan.scale, drawn_for=global_size, rows=rows)
+            else:
+                x = rescale(x, test_side(plan.scale))
+            yield (
+                x.contiguous(memory_format=torch.channels_last if plan.channels_last else torch.contiguous_format),
+                labels[index],
+            )

@@ -4,7 +4,6 @@ claim's verdict is decided. The training itself is always ``train.fit``; runs ar
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Literal
 
 from ..config import TrainConfig
 from ..evidence import Difference, Outcome, decide, seeds_to_decide
+from ..recipes import recipe_key
 from ..runs import MetricsRow, RunDir, Summary
 from .claims import Claim, claims_of
 
@@ -237,7 +237,7 @@ def run_key(config: TrainConfig) -> str:
     """A name for a run folder that changes whenever anything that decides the run does: the config's identity,
     compared by meaning as a resumed run's is (vgg16 is vgg_d, a recipe by its values), and the run's length."""
     identity = config.identity()
-    decisive = {**identity, "recipe": dataclasses.asdict(identity["recipe"]), "epochs": config.epochs,
+    decisive = {**identity, "recipe": recipe_key(identity["recipe"]), "epochs": config.epochs,
                 "iters": config.iters}  # fmt: skip
     digest = hashlib.sha1(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{identity['model']}-{digest}"

@@ -25,7 +25,7 @@ def plan(
     if preset not in experiment.presets:
         raise ValueError(f"{experiment.name} has no preset {preset!r}; valid: {', '.join(experiment.presets)}")
     chosen = experiment.presets[preset]
-    specs = experiment.runs({**experiment.defaults, **args}, chosen)
+    specs = experiment.runs({**experiment.defaults, **args, "data": data}, chosen)
     planned = []
     for seed in seeds:
         folders: dict[str, Path] = {}
