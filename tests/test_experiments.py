@@ -98,6 +98,9 @@ def test_reproduce_all_writes_an_index_with_a_row_per_claim_of_the_ledger(smoke)
         assert f"| {claim.statement} | {claim.source} |" in table
     assert "`verydeep reproduce degradation --preset smoke --seeds 2`" not in table  # smoke's own seeds: 2
     assert saved["machine"]["cpu"] and set(saved["experiments"]) == set(EXPERIMENTS)
+    # kept under the preset's name too, so that a later preset's index can draw each claim's trend from it
+    assert json.loads((smoke.root / "index-smoke.json").read_text()) == saved
+    assert saved["budgets"] == [] and all(c["images_per_run"] > 0 for c in saved["claims"] if "difference" in c)
 
 
 @pytest.mark.fashion_mnist

@@ -164,6 +164,51 @@ def test_the_seeds_that_would_decide_an_inconclusive_claim_at_its_budget():
     assert evidence.seeds_to_decide(d, "lower", most=5) == 6  # more than 5
 
 
+def test_the_budget_that_would_decide_a_claim_on_its_trend():
+    # -1 point at 1,000 images, -2 at 4,000: -0.5 points per doubling; the interval's half-width is 3 points,
+    # reached 3 doublings past the points' middle (2,000 images): 16,000 images
+    points = [(1000, -0.01), (4000, -0.02)]
+    assert evidence.budget_to_decide(points, 0.03, "lower") == pytest.approx(16_000)
+    assert evidence.budget_to_decide(points, 0.03, "higher") is None  # the line heads away from the paper's side
+    assert evidence.budget_to_decide([(1000, 0.01), (4000, 0.02)], 0.03, "higher") == pytest.approx(16_000)
+    assert evidence.budget_to_decide([(1000, -0.01), (4000, -0.01)], 0.03, "lower") is None  # flat
+    assert evidence.budget_to_decide(points, 0.03, "equivalent") is None  # seeds decide those, not steps
+    assert evidence.budget_to_decide(points[:1], 0.03, "lower") is None  # one budget: no trend
+    # three points: the least-squares line, here exactly -0.5 points per doubling again
+    assert evidence.budget_to_decide([(1000, -0.01), (2000, -0.015), (4000, -0.02)], 0.03, "lower") == (
+        pytest.approx(16_000))  # fmt: skip
+
+
+def index_entry(**changes) -> dict:
+    entry = {"key": "resnet-fig6-resnet-deeper-better", "claim": "the deeper ResNet is better", "a": "ResNet-56",
+             "b": "ResNet-20", "relation": "lower", "outcome": "inconclusive", "unit": "error", "preset": "standard",
+             "difference": -0.02, "interval": [-0.05, 0.01], "images_per_run": 4000,
+             "evidence": "...; about 9 seeds a side would decide it (reproduced) at this budget."}  # fmt: skip
+    return entry | changes
+
+
+def test_the_index_gives_an_inconclusive_claims_trend_and_the_budget_it_needs():
+    from verydeep.experiments.report import budget
+
+    quick = {"preset": "quick", "claims": [index_entry(preset="quick", difference=-0.01, images_per_run=1000)]}
+    text = budget(index_entry(), [quick], [])
+    assert text.startswith("**the deeper ResNet is better** (ResNet-56 vs ResNet-20): -1.00 at quick (1,000 images)"
+                           " -> -2.00 at standard (4,000 images)")  # fmt: skip
+    # the half-width 3 points, as in the case above: 16,000 images, four times standard's
+    assert "about 16,000 images per run (4.0x this preset's) would decide it" in text
+    away = budget(index_entry(difference=0.0), [quick], [])
+    assert "does not move towards the paper's side" in away
+    assert "no smaller preset's index" in budget(index_entry(), [], [])
+    assert budget(index_entry(outcome="reproduced"), [quick], []) == ""
+    assert "full" in budget(index_entry(), [quick], [reproduction_of("degradation")])
+
+
+def reproduction_of(name: str):
+    from verydeep.experiments.report import Reproduction
+
+    return Reproduction(EXPERIMENTS[name], "standard", "fashion-mnist", (0,), {}, {}, {}, [], [], 0.0)
+
+
 def test_an_unknown_relation_is_refused():
     with pytest.raises(ValueError, match="unknown relation 'worse'"):
         decide([1.0, 2.0], [3.0, 4.0], "worse")

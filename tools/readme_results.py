@@ -50,6 +50,9 @@ def section(index: dict) -> str:
             ours = ours_of(c)
             interval = "" if c["interval"] is None else difference_of(c)
         lines.append(f"| {c['claim']} | {c['source']} | {ours} | {interval} | **{MARKS[c['outcome']]}** |")
+    if index.get("budgets"):
+        lines += ["", "Budgets of the inconclusive claims (the trend over presets, and what would decide each):", ""]
+        lines += [f"- {b}" for b in index["budgets"]]
     lines += ["", "Each experiment's report (the paper's figures beside ours, the deviations from the paper, every "
               "run it rests on):", ""]  # fmt: skip
     for name, e in index["experiments"].items():

@@ -162,3 +162,27 @@ def seeds_to_decide(difference: Difference, relation: Relation, margin: float | 
         if t_quantile(0.5 + level / 2, 2 * n - 2) * spread / math.sqrt(n) < gap:
             return n
     return most + 1
+
+
+def budget_to_decide(points: list[tuple[float, float]], half_width: float, relation: Relation) -> float | None:
+    """The training budget at which a directional claim's difference would leave its interval, on the trend of
+    ``points``: (budget, difference) at two or more budgets (images trained per run, say), the difference taken
+    as a straight line in log2(budget) (least squares; through both points when there are two) and the
+    interval's ``half_width`` as at the largest budget measured.
+
+    Returns the budget where the line reaches -half_width for "lower" (+half_width for "higher"); None when
+    the line heads the other way or is flat, or for an equivalence, which more training does not decide: its
+    interval narrows with seeds, not steps."""
+    if relation == "equivalent" or len(points) < 2 or half_width <= 0:
+        return None
+    xs = [math.log2(budget) for budget, _ in points]
+    ys = [difference for _, difference in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    target = -half_width if relation == "lower" else half_width
+    if (relation == "lower" and slope >= 0) or (relation == "higher" and slope <= 0):
+        return None
+    return 2 ** (mx + (target - my) / slope)

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..evidence import budget_to_decide
 from ..runs import RunDir, atomic_write_bytes
 from .base import Experiment, Runs, Verdict
 from .claims import CLAIMS
@@ -219,11 +220,20 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
         if claim.key not in found:
             continue
         v, command, r = found[claim.key]
-        entries.append(verdict_entry(v, command) | {"preset": r.preset, "seeds": list(r.seeds)})
+        entries.append(verdict_entry(v, command) | {"preset": r.preset, "seeds": list(r.seeds),
+                                                     "images_per_run": trained_images(r, v.a)})  # fmt: skip
         lines.append(f"| {claim.statement} | {claim.source} | {claim.paper} | {ours(v)} | {interval(v)} | "
                      f"**{MARKS[v.outcome]}** | `{command}` |")  # fmt: skip
     counts = {o: sum(e["outcome"] == o for e in entries) for o in MARKS}
     lines += ["", ", ".join(f"{n} {o}" for o, n in counts.items() if n), ""]
+    earlier = earlier_indexes(root, preset)
+    budgets = [] if preset == "smoke" else [b for e in entries if (b := budget(e, earlier, reproductions))]
+    if budgets:
+        lines += ["## Budgets of the inconclusive claims", "",
+                  "The trend of each difference from the smaller presets' indexes to this one (a straight line in "
+                  "the log of the images each run trained on), the budget at which it would leave its interval "
+                  "if the spread stayed as measured here, and what `full` runs on a GPU.", ""]  # fmt: skip
+        lines += [f"- {b}" for b in budgets] + [""]
     for r in reproductions:
         for figure in r.figures:
             lines += [f"![{figure.stem}]({os.path.relpath(figure, root)})", ""]
@@ -234,6 +244,76 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
                                        "report": f"{r.experiment.name}-{r.preset}/report.md", "seconds": r.seconds}
                    for r in reproductions}  # fmt: skip
     index = {"preset": preset, "machine": machine(reproductions), "experiments": experiments, "claims": entries,
-             "counts": counts}  # fmt: skip
-    atomic_write_bytes(js, (json.dumps(index, indent=2) + "\n").encode())
+             "counts": counts, "budgets": budgets}  # fmt: skip
+    text = (json.dumps(index, indent=2) + "\n").encode()
+    atomic_write_bytes(js, text)
+    atomic_write_bytes(root / f"index-{preset}.json", text)  # kept when another preset writes index.json
     return md, js
+
+
+PRESETS = ("smoke", "quick", "standard", "full")  # smallest budget first
+
+
+def trained_images(r: Reproduction, label: str) -> int | None:
+    """Images the run of ``label`` trained on (steps x batch), at the first seed: the budget a trend is drawn on."""
+    result = next(iter(r.runs.values())).get(label)
+    if result is None:
+        return None
+    return result.summary.steps * RunDir(result.path).read_record().recipe.batch_size
+
+
+def earlier_indexes(root: Path, preset: str) -> list[dict]:
+    """The index-P.json of every preset P smaller than ``preset`` that this root holds, smallest first."""
+    if preset not in PRESETS:
+        return []
+    found = []
+    for smaller in PRESETS[1 : PRESETS.index(preset)]:  # smoke's runs show nothing: no trend starts there
+        path = root / f"index-{smaller}.json"
+        if path.exists():
+            found.append(json.loads(path.read_text()))
+    return found
+
+
+def budget(entry: dict, earlier: list[dict], reproductions: list[Reproduction]) -> str:
+    """For an inconclusive claim: its differences at every budget measured, and the budget that would decide it."""
+    if entry["outcome"] != "inconclusive" or entry.get("interval") is None or not entry.get("images_per_run"):
+        return ""
+    unit = entry["unit"]
+    show = lambda x: f"{100 * x:+.2f}" if unit == "error" else f"{x:+.0f}" if unit == "steps" else f"{x:+.4f}"  # noqa: E731
+    points, steps = [], []
+    for index in earlier:
+        match = [c for c in index["claims"] if c["key"] == entry["key"] and c.get("images_per_run")]
+        if match and match[0].get("difference") is not None:
+            c = match[0]
+            points.append((c["images_per_run"], c["difference"]))
+            steps.append(f"{show(c['difference'])} at {index['preset']} ({c['images_per_run']:,} images)")
+    points.append((entry["images_per_run"], entry["difference"]))
+    steps.append(f"{show(entry['difference'])} at {entry['preset']} ({entry['images_per_run']:,} images)")
+    low, high = entry["interval"]
+    text = f"**{entry['claim']}** ({entry['a']} vs {entry['b']}): " + " -> ".join(steps)
+    if len(points) < 2:
+        text += "; no smaller preset's index here to draw a trend from (run `verydeep reproduce all --preset quick`)"
+    elif entry["relation"] == "equivalent":
+        text += "; an equivalence is decided by more seeds, not more training: " + entry["evidence"].split("; ")[-1]
+    else:
+        needed = budget_to_decide(points, (high - low) / 2, entry["relation"])
+        if needed is None:
+            text += "; the difference does not move towards the paper's side as training grows: on this trend no "
+            text += "budget decides it for the paper"
+        else:
+            times = needed / entry["images_per_run"]
+            if times <= 1:
+                text += "; the fitted line is past the interval already: the spread between seeds keeps it open ("
+                text += entry["evidence"].split("; ")[-1].rstrip(".") + ")"
+            else:
+                text += f"; on this trend about {needed:,.0f} images per run ({times:.1f}x this preset's) would "
+                text += "decide it"
+    experiment = next((r.experiment for r in reproductions if r.experiment.name == entry_experiment(entry)), None)
+    if experiment is not None and "full" in experiment.presets:
+        full = experiment.presets["full"]
+        text += f". `full` ({full.seeds} seeds): {full.description}"
+    return text + "."
+
+
+def entry_experiment(entry: dict) -> str:
+    return next(c.experiment for c in CLAIMS if c.key == entry["key"])
