@@ -37,9 +37,21 @@ def test_torchvision_stride_placement_costs_what_torchvision_says():
 
 @pytest.mark.parametrize("name", TABLE6)
 def test_cifar_parameters_round_to_table_6(name):
-    millions = count_parameters(meta_model(name, num_classes=10)) / 1e6
+    millions = count_parameters(meta_model(name)) / 1e6  # the CIFAR nets are CIFAR-10 nets unless told
     digits = 2 if TABLE6[name] < 1 else 1
     assert round(millions, digits) == TABLE6[name]
+
+
+def test_the_cifar_nets_a_user_first_builds_have_table_6s_parameters():
+    import verydeep
+
+    count = lambda name, **o: sum(p.numel() for p in verydeep.create_model(name, **o).parameters())  # noqa: E731
+    # ResNet-20: conv1 3*16*9 + BN 32; 9 blocks of two 3x3 convs with their BNs over widths 16, 32, 64 (option A:
+    # no shortcut weights); fc 64*10 + 10
+    stage = lambda c_in, c: c_in * c * 9 + c * c * 9 + 4 * c + 2 * (c * c * 9 + c * c * 9 + 4 * c)  # noqa: E731
+    assert count("resnet20") == 3 * 16 * 9 + 32 + stage(16, 16) + stage(16, 32) + stage(32, 64) + 650 == 269_722
+    assert count("resnet56") == 853_018 and count("plain20", num_classes=100) == 269_722 + 90 * (64 + 1)
+    assert count("resnet18") == 11_689_512  # the ImageNet nets keep ImageNet's 1000 classes
 
 
 def test_summary_paper_rows_all_agree():

@@ -7,12 +7,16 @@ import torch
 import torchvision
 
 import verydeep
+from verydeep.runs import load_checkpoint
 from verydeep.weights import identify_torchvision, read_metadata, save_weights
 
 TORCHVISION = [
     # torchvision name, our name, options, input side
     ("vgg16", "vgg16", {}, 224),
     ("vgg16_bn", "vgg16", {}, 224),
+    ("vgg16_bn", "vgg16_bn", {}, 224),  # torchvision's names, _bn included
+    ("vgg11_bn", "vgg11_bn", {}, 224),
+    ("vgg19_bn", None, {}, 224),  # no name: the checkpoint's keys say which network it is
     ("vgg19", "vgg19", {}, 224),
     ("resnet18", "resnet18", {}, 224),
     ("resnet34", "resnet34", {}, 224),
@@ -93,9 +97,22 @@ def test_loading_never_executes_pickled_code(tmp_path, monkeypatch):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
         pickle.dump({"conv1.weight": Exploit()}, f, protocol=2)
-    with pytest.raises(ValueError, match="not a readable weights file"):
-        verydeep.create_model("resnet18", weights=path)
+    for load in (lambda: verydeep.create_model("resnet18", weights=path), lambda: load_checkpoint(path)):
+        with pytest.raises(ValueError, match=r"evil.pth is refused as unsafe to load: .*\(posix.system\)"):
+            load()
     assert not (tmp_path / "EXPLOITED").exists()
+
+
+def test_torchvisions_bn_names_build_table_1s_nets_with_batch_norm():
+    for tv_name in ("vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"):
+        ours, theirs = verydeep.create_model(tv_name), getattr(torchvision.models, tv_name)(weights=None)
+        assert ours.verydeep_options == {"batch_norm": True}
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {
+            k: v.shape for k, v in theirs.state_dict().items()
+        }
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in verydeep.create_model("vgg16").modules())
+    with pytest.raises(ValueError, match="needs a model name or a weights file"):
+        verydeep.create_model()
 
 
 def test_a_missing_file_is_named(tmp_path):

@@ -12,8 +12,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .registry import entries
 
     for entry in entries():
-        aka = f" (alias {', '.join(entry.aliases)})" if entry.aliases else ""
-        print(f"{entry.name + aka:<26} {entry.description}")
+        names = [*entry.aliases, *(variant for variant, _ in entry.variants)]
+        aka = f" (alias {', '.join(names)})" if names else ""
+        print(f"{entry.name + aka:<34} {entry.description}")
     return 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .recipes import Recipe, field_types, get_recipe, override
-from .registry import get_entry, is_registered
+from .registry import get_entry, implied_options, is_registered
 
 
 @dataclass
@@ -49,7 +49,8 @@ class TrainConfig:
         fields = {key: getattr(self, key) for key in self.IDENTITY if key not in ("overrides", "recipe")}
         fields["model"] = get_entry(self.model).name if is_registered(self.model) else self.model
         fields["recipe"] = self.resolved_recipe()
-        fields["model_options"] = json.loads(json.dumps(self.model_options))
+        options = {**implied_options(self.model), **self.model_options}  # vgg16_bn is vgg_d with batch_norm
+        fields["model_options"] = json.loads(json.dumps(options))
         return fields
 
     def resolved_recipe(self) -> Recipe:

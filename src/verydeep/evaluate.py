@@ -41,6 +41,7 @@ from torchvision.transforms import v2
 
 from .data.augment import PADDING, PAPER_CROP, resize_side
 from .data.base import Data
+from .data.imagefolder import worker_errors
 from .device import autocast
 from .metrics import Tally
 from .models.layers import input_channels, output_classes
@@ -285,7 +286,7 @@ def view_batches(
     if workers is None:
         workers = getattr(data, "workers", 0)
     loader = DataLoader(dataset, batch_size=step, collate_fn=_Collate(views), num_workers=workers)
-    yield from loader
+    yield from worker_errors(loader)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class Entry:
     residual: bool = False  # a ResNet with its shortcuts; plain nets and VGG have none
     torchvision: str | None = None  # torchvision's name for the same network
     aliases: tuple[str, ...] = ()
+    variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # (name, options it implies), vgg16_bn
 
     @property
     def description(self) -> str:
@@ -35,6 +36,7 @@ class Entry:
 
 _MODELS: dict[str, Entry] = {}
 _ALIASES: dict[str, str] = {}
+_IMPLIED: dict[str, dict] = {}  # a variant's name -> the options it stands for, e.g. vgg16_bn -> batch_norm
 
 
 def register(
@@ -48,13 +50,18 @@ def register(
     residual: bool = False,
     torchvision: str | None = None,
     aliases: tuple[str, ...] = (),
+    variants: dict[str, dict] | None = None,
 ):
-    """Register a builder under ``name``; the options it accepts are ``cls.OPTIONS``."""
+    """Register a builder under ``name``; the options it accepts are ``cls.OPTIONS``. ``aliases`` are other
+    names for it (vgg16), ``variants`` names that stand for it with options set (vgg16_bn: batch_norm=True)."""
+    variants = variants or {}
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        frozen = tuple((v, tuple(options.items())) for v, options in variants.items())
         _MODELS[name] = Entry(name, build, cls.OPTIONS, family, depth, recipe, input_size, residual, torchvision,
-                              aliases)  # fmt: skip
-        _ALIASES.update({alias: name for alias in aliases})
+                              aliases, frozen)  # fmt: skip
+        _ALIASES.update({alias: name for alias in [*aliases, *variants]})
+        _IMPLIED.update({variant: dict(options) for variant, options in variants.items()})
         return build
 
     return decorator
@@ -86,6 +93,11 @@ def get_entry(name: str) -> Entry:
     return _MODELS[canonical]
 
 
+def implied_options(name: str) -> dict:
+    """The options a variant's name stands for (vgg16_bn: batch_norm=True); {} for any other name."""
+    return dict(_IMPLIED.get(name, {}))
+
+
 def counterpart(name: str, residual: bool) -> Entry:
     """The same stack with (residual=True) or without its shortcuts: plain56 <-> resnet56 (ResNet Sec. 4.1)."""
     entry = get_entry(name)
@@ -99,6 +111,7 @@ def counterpart(name: str, residual: bool) -> Entry:
 def create_model(name: str, **options) -> nn.Module:
     """Build a registered network with fresh weights (``verydeep.create_model`` also loads weights)."""
     entry = get_entry(name)
+    options = {**implied_options(name), **options}
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
         raise ValueError(f"{entry.name} has no option {', '.join(unknown)}; valid options: {', '.join(entry.options)}")

@@ -16,7 +16,9 @@ import csv
 import dataclasses
 import json
 import os
+import pickle
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -353,10 +355,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def unsafe_pickle(path: Path, error: Exception) -> ValueError | None:
+    """The error for a file whose pickle names something beyond tensors and plain data (None for any other
+    failure): such a pickle runs code when loaded the unsafe way, so it is refused, never retried."""
+    if not isinstance(error, pickle.UnpicklingError) or "Weights only load failed" not in str(error):
+        return None
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    what = f" ({found.group(1)})" if found else ""
+    return ValueError(
+        f"{path} is refused as unsafe to load: its pickle holds an object other than tensors and plain data{what}, "
+        "which would run code if loaded; nothing in it was run. Save a state dict (torch.save(model.state_dict(), "
+        "...)) or a safetensors file instead"
+    )
+
+
 def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if unsafe := unsafe_pickle(path, e):
+            raise unsafe from None
         raise ValueError(
             f"{path} is damaged or truncated ({type(e).__name__}); remove it to start over, or restore it from a copy"
         ) from e

@@ -35,7 +35,7 @@ from .metrics import evaluate, summarise
 from .models.layers import input_channels, output_classes
 from .progress import Progress
 from .recipes import RECIPES, Recipe
-from .registry import create_model, get_entry, is_registered, options_for_data
+from .registry import create_model, get_entry, implied_options, is_registered, options_for_data
 from .runs import DataRecord, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
 from .schedules import make_schedule
 from .signals import StopSignal
@@ -76,6 +76,7 @@ def build_model(cfg: TrainConfig, data: Data) -> nn.Module:
     """The registered network for this data: its classes and channels, and VGG's small-image head below 224 px."""
     name = get_entry(cfg.model).name
     options = options_for_data(name, data.num_classes, data.in_channels, data.image_size)
+    options.update(implied_options(cfg.model))  # vgg16_bn: batch_norm=True
     options.update(cfg.model_options)
     return create_model(name, **options)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from .models.resnet import IMAGENET_STAGES
 from .registry import Entry, create_model, entries, get_entry
-from .runs import atomic_write_bytes
+from .runs import atomic_write_bytes, unsafe_pickle
 
 
 def torchvision_networks() -> tuple[dict[int, Entry], dict[tuple, Entry]]:
@@ -71,6 +71,8 @@ def load_weights(path: str | Path, name: str | None = None, options: dict | None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if unsafe := unsafe_pickle(path, e):
+            raise unsafe from None
         raise ValueError(f"{path} is not a readable weights file ({type(e).__name__}: {e})") from e
     if isinstance(obj, dict) and "verydeep" in obj:  # a run's checkpoint.pt
         stored, stored_options = obj["verydeep"]["model"], obj["verydeep"]["options"]

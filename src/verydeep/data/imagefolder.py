@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -68,6 +68,23 @@ def read_sample(path: str) -> torch.Tensor:
         return read_image(path)
     except ValueError as error:
         raise ValueError(f"{error}; remove it, or {SKIP_HINT}") from None
+
+
+def worker_errors(loader: Iterable) -> Iterator:
+    """A DataLoader's items, with an unreadable file a worker met raised as the worker's own one-line error
+    (naming the file and --skip-bad) rather than wrapped in the worker's traceback."""
+    items = iter(loader)
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except ValueError as error:
+            text = str(error).rstrip()
+            if not text.startswith("Caught ValueError in DataLoader worker"):
+                raise
+            raise ValueError(text.splitlines()[-1].removeprefix("ValueError: ")) from None
+        yield item
 
 
 class ImageFiles(Dataset):
@@ -210,9 +227,11 @@ class FolderData(Data):
 
     def _loader(
         self, samples: list[tuple[str, int]], tasks: list[tuple[int, list[int]]], transform: v2.Transform, pin: bool
-    ) -> DataLoader:
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
         dataset = _Batches(samples, transform, self.image_size, self.skip_bad)
-        return DataLoader(dataset, batch_size=None, sampler=tasks, num_workers=self.workers, pin_memory=pin)
+        return worker_errors(
+            DataLoader(dataset, batch_size=None, sampler=tasks, num_workers=self.workers, pin_memory=pin)
+        )
 
     def _generate(self, plan: BatchPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # Each worker task decodes and crops only this rank's images, so its draws are seeded per rank too.

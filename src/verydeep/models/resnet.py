@@ -199,10 +199,12 @@ def imagenet_resnet(depth: int, residual: bool = True, **options) -> ResNet:
 
 
 def cifar_resnet(depth: int, residual: bool = True, **options) -> ResNet:
-    """Sec. 4.2's 6n+2-layer network; option A shortcuts by default ("identity shortcuts in all cases")."""
+    """Sec. 4.2's 6n+2-layer network; option A shortcuts by default ("identity shortcuts in all cases") and
+    CIFAR-10's 10 classes, so that the parameters are Table 6's (0.27M for ResNet-20)."""
     check_plain_options(residual, options)
     block, stages = cifar_stages(depth)
     options.setdefault("shortcut", "A")
+    options.setdefault("num_classes", 10)
     return ResNet(block, stages, CIFAR_WIDTHS, "cifar", residual=residual, **options)
 
 

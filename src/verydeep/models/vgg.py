@@ -329,7 +329,10 @@ VGG_FACTS = dict(family="vgg", recipe="vgg", input_size=224)
 
 
 # Table 2's parameter counts are for 1000 classes, 224x224 RGB input and the paper's head.
-@register("vgg_a", VGG, **VGG_FACTS, depth=11, torchvision="vgg11", aliases=("vgg11",))
+BN = {"batch_norm": True}  # torchvision's vgg11_bn .. vgg19_bn: Table 1's nets with BN after every conv
+
+
+@register("vgg_a", VGG, **VGG_FACTS, depth=11, torchvision="vgg11", aliases=("vgg11",), variants={"vgg11_bn": BN})
 def vgg_a(**options) -> VGG:
     """VGG configuration A, 11 weight layers (Table 2: 133M parameters)."""
     return VGG("A", **options)
@@ -341,7 +344,7 @@ def vgg_a_lrn(**options) -> VGG:
     return VGG("A-LRN", **options)
 
 
-@register("vgg_b", VGG, **VGG_FACTS, depth=13, torchvision="vgg13", aliases=("vgg13",))
+@register("vgg_b", VGG, **VGG_FACTS, depth=13, torchvision="vgg13", aliases=("vgg13",), variants={"vgg13_bn": BN})
 def vgg_b(**options) -> VGG:
     """VGG configuration B, 13 weight layers (133M)."""
     return VGG("B", **options)
@@ -353,13 +356,13 @@ def vgg_c(**options) -> VGG:
     return VGG("C", **options)
 
 
-@register("vgg_d", VGG, **VGG_FACTS, depth=16, torchvision="vgg16", aliases=("vgg16",))
+@register("vgg_d", VGG, **VGG_FACTS, depth=16, torchvision="vgg16", aliases=("vgg16",), variants={"vgg16_bn": BN})
 def vgg_d(**options) -> VGG:
     """VGG configuration D, 16 weight layers (138,357,544 parameters)."""
     return VGG("D", **options)
 
 
-@register("vgg_e", VGG, **VGG_FACTS, depth=19, torchvision="vgg19", aliases=("vgg19",))
+@register("vgg_e", VGG, **VGG_FACTS, depth=19, torchvision="vgg19", aliases=("vgg19",), variants={"vgg19_bn": BN})
 def vgg_e(**options) -> VGG:
     """VGG configuration E, 19 weight layers (143,667,240 parameters)."""
     return VGG("E", **options)
