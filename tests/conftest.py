@@ -42,6 +42,12 @@ def never_download(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def cache_in_the_tests_own_folder(monkeypatch, tmp_path_factory):
+    """Image folders decoded into memory are cached under $VERYDEEP_CACHE: one of the test session's own."""
+    monkeypatch.setenv("VERYDEEP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
 def auto_precision_is_fp32(monkeypatch):
     """``precision="auto"`` resolves to fp32 in tests on every CPU (by hiding the CPU's bf16 flags), so that the
     suite checks the same arithmetic on a Zen 4 as on a Cascade Lake; bf16 tests ask for it by name."""

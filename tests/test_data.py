@@ -321,6 +321,63 @@ def test_an_image_folder_loads_with_class_names_from_its_folders(tmp_path):
         assert torch.equal(x, x_resumed) and torch.equal(y, y_resumed)
 
 
+def write_small_folder(root: Path, per_class: int = 6, size: int = 12) -> Path:
+    """Grey PNGs of one small size; class k's images are brighter on the left for k = 0, on the right for 1."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("val", 2)):
+        for label, name in enumerate(("left", "right")):
+            for i in range(count):
+                pixels = rng.integers(0, 60, (size, size), dtype=np.uint8)
+                half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
+                pixels[:, half] += 150
+                path = root / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels, mode="L").save(path)
+    return root
+
+
+def test_a_folder_of_small_images_is_held_in_memory_at_its_own_size_and_channels(tmp_path):
+    root = write_small_folder(tmp_path / "digits")
+    data = load_data(str(root), workers=0)
+    assert (data.in_memory, data.in_channels, data.image_size) == (True, 1, 12)
+    assert data.sizes == {"train": 12, "val": 4, "test": 4} and data.classes == ["left", "right"]
+    first = Image.open(root / "train" / "left" / "0.png")
+    assert torch.equal(data.images("train").images[0, 0], torch.from_numpy(np.array(first)))
+    (x, y), *_ = epoch(data, batch_size=4, seed=1)
+    assert x.shape == (4, 1, 12, 12)  # the batched CIFAR-style augmentation at native size
+    x_val, y_val = next(iter(data.batches("val", 4)))
+    left, right = x_val[..., :6].mean((1, 2, 3)), x_val[..., 6:].mean((1, 2, 3))
+    assert ((left > right) == (y_val == 0)).all()
+    # an explicit size is honoured (and cached apart)
+    assert load_data(str(root), image_size=16, workers=0).images("val").images.shape[-2:] == (16, 16)
+    assert load_data(str(root), subset=4, workers=0).sizes["train"] == 4
+
+
+def test_the_decoded_folder_is_cached_and_decoded_again_when_a_file_changes(tmp_path, monkeypatch):
+    from verydeep.data import smallfolder
+
+    root = write_small_folder(tmp_path / "digits")
+    decoded = []
+    real = smallfolder.decode
+    monkeypatch.setattr(smallfolder, "decode", lambda paths, *a: decoded.append(len(paths)) or real(paths, *a))
+    first = load_data(str(root), workers=0).images("train").images
+    again = load_data(str(root), workers=0).images("train").images
+    assert decoded == [16] and torch.equal(first, again)
+    changed = root / "train" / "left" / "0.png"
+    Image.fromarray(np.zeros((12, 12), dtype=np.uint8), mode="L").save(changed)
+    reloaded = load_data(str(root), workers=0).images("train").images
+    assert decoded == [16, 16] and reloaded[0].sum() == 0 and not torch.equal(reloaded, first)
+    assert len(list(smallfolder.cache_root().glob(f"{smallfolder.cache_prefix(root)}-*"))) == 1  # the stale one went
+
+
+def test_a_small_folder_that_would_not_fit_in_memory_streams_instead(tmp_path, monkeypatch):
+    from verydeep.data import smallfolder
+
+    monkeypatch.setattr(smallfolder, "memory_bytes", lambda: 1000)
+    data = load_data(str(write_small_folder(tmp_path / "digits")), image_size=12, scale=(12, 16), workers=0)
+    assert not data.in_memory
+
+
 def test_unreadable_files_are_errors_naming_them_or_skipped_and_counted(tmp_path):
     root = write_folder(tmp_path / "pets")
     notes = root / "train" / "dog" / "notes.txt"

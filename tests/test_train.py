@@ -248,6 +248,27 @@ def test_a_run_with_scale_jittering_trains_on_native_crops_and_is_validated_at_q
         fit(TrainConfig(**{**cfg.to_dict(), "overrides": {"small_scale": (24, 48)}}), tmp_path / "bad", progress=False)
 
 
+def test_a_folder_of_small_grey_pngs_trains_at_its_own_size_with_one_channel(tmp_path):
+    from PIL import Image
+
+    for split, count in (("train", 16), ("val", 4)):
+        for label, name in enumerate(("dark", "light")):
+            for i in range(count):
+                path = tmp_path / "pngs" / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("L", (20, 20), 40 + 160 * label + i).save(path)
+    out = tmp_path / "run"
+    argv = ["train", "--model", "resnet20", "--data", str(tmp_path / "pngs"), "--iters", "2", "--batch-size", "8",
+            "--out", str(out), "--precision", "fp32", "--workers", "0"]  # fmt: skip
+    assert run_cli(argv) == 0
+    record = RunDir(out).read_record()
+    assert (record.data.image_size, record.data.in_channels, record.data.in_memory) == (20, 1, True)
+    assert record.model.options["in_channels"] == 1 and record.model.options["num_classes"] == 2
+    assert run_cli([*argv[:-6], "--image-size", "24", "--out", str(tmp_path / "at24"), "--precision", "fp32"]) == 0
+    assert RunDir(tmp_path / "at24").read_record().data.image_size == 24
+    assert run_cli(["eval", "--run", str(out), "--workers", "0"]) == 0
+
+
 def test_init_from_copies_as_layers_into_the_run(tmp_path):
     """--init-from a run folder of A: the new run starts with A's first four convs and FC layers (VGG Sec. 3.1).
     At lr 0 the weights it ends with are the ones it started from."""

@@ -115,6 +115,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", default=S, help="where the data set lies (default: $VERYDEEP_DATA, Debian's folder)")
     g.add_argument("--subset", type=int, default=S, help="train on only N images (quick runs)")
     g.add_argument(
+        "--image-size",
+        type=int,
+        default=S,
+        help="image folders: the side images are trained at (default: a folder of small images, all one size up "
+        "to 64 px, its own size, held in memory; larger ones a 224 crop); synthetic data: its side",
+    )
+    g.add_argument(
         "--val-size",
         type=int,
         default=S,
@@ -403,7 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="a model name from `verydeep list`")
     p.add_argument("--data", default="synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or a folder")
-    p.add_argument("--image-size", type=int, help="synthetic images' side (default 224 for ImageNet nets, else 32)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="synthetic images' side (default 224 for ImageNet nets, else 32), or the side a folder of small "
+        "images is held in memory at (default its own)",
+    )
     p.add_argument("--batch-size", type=int, help="default: the recipe's (32 for 224 px images on a CPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="our engine's precision")

@@ -26,6 +26,7 @@ class TrainConfig:
     iters: int | None = None
     subset: int | None = None
     val_size: int | None = None
+    image_size: int | None = None  # synthetic data and image folders: the side (default: the folder's own, or 224)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it (CUDA, CPUs with bf16 instructions)
@@ -49,6 +50,8 @@ class TrainConfig:
         fields = {key: getattr(self, key) for key in self.IDENTITY if key not in ("overrides", "recipe")}
         fields["model"] = get_entry(self.model).name if is_registered(self.model) else self.model
         fields["recipe"] = self.resolved_recipe()
+        if self.image_size is not None:  # added after 0.1: keys of runs without it stay as they were
+            fields["image_size"] = self.image_size
         options = {**implied_options(self.model), **self.model_options}  # vgg16_bn is vgg_d with batch_norm
         fields["model_options"] = json.loads(json.dumps(options))
         return fields

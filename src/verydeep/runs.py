@@ -106,6 +106,7 @@ class DataRecord:
     image_size: int
     in_channels: int
     source: str
+    in_memory: bool = False  # decoded into memory (built-in sets, small image folders): trained on whole images
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class Preprocessing:
         data = record.data
         size = data.image_size
         # Fashion-MNIST, CIFAR and synthetic images are stored at the training size and trained on whole
-        resize = size if data.name in DATASETS else resize_side(size)
+        resize = size if data.name in DATASETS or data.in_memory else resize_side(size)
         return cls(size, torch.tensor(record.mean, dtype=torch.float32), tuple(data.classes), resize)
 
     @classmethod

@@ -12,7 +12,7 @@ import difflib
 from pathlib import Path
 from typing import Literal
 
-from . import cifar, fashion_mnist, synthetic
+from . import cifar, fashion_mnist, smallfolder, synthetic
 from .base import Data, MeanKind, Split
 from .imagefolder import LAYOUT, FolderData, is_image_folder
 
@@ -45,7 +45,9 @@ def load_data(
         45k / 5k split, Sec. 4.2); synthetic makes this many; image folders use that many of val/ (all by default).
     subset: train on only this many images (a fixed sample); val shrinks to at most max(subset // 10, 100).
     split_seed: fixes the held-out split, the subsets and the synthetic images; not the training seed.
-    image_size: synthetic: the side in pixels (32); image folders: the crop (224). Others have their own.
+    image_size: synthetic: the side in pixels (32); image folders of small images (all one size up to 64 px):
+        the side they are held in memory at (default: their own); other image folders: the crop (224). The
+        built-in sets have their own.
 
     Image folders only (ignored otherwise):
     skip_bad: skip files that are not images (by extension) or do not decode, counting them in
@@ -76,6 +78,9 @@ def load_data(
         return cifar.load(kind, data_dir, **split)
     if kind == "synthetic":
         return synthetic.load(image_size=image_size, **split)
+    small = smallfolder.load(Path(data_dir), image_size=image_size, skip_bad=skip_bad, workers=workers, **split)
+    if small is not None:
+        return small
     folder_options = {"skip_bad": skip_bad, "scale": scale, "color_jitter": color_jitter, "workers": workers}
     return FolderData(Path(data_dir), image_size=image_size, **split, **folder_options)
 

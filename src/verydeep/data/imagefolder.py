@@ -63,9 +63,9 @@ def _reason(error: Exception) -> str:
     return re.sub(r"^.*?\.(?:cpp|h):\d+,?\s*", "", text).split(". ")[0].rstrip(".") or text
 
 
-def read_sample(path: str) -> torch.Tensor:
+def read_sample(path: str, channels: int = 3) -> torch.Tensor:
     try:
-        return read_image(path)
+        return read_image(path, channels)
     except ValueError as error:
         raise ValueError(f"{error}; remove it, or {SKIP_HINT}") from None
 
