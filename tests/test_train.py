@@ -267,6 +267,8 @@ def test_a_folder_of_small_grey_pngs_trains_at_its_own_size_with_one_channel(tmp
     assert run_cli([*argv[:-6], "--image-size", "24", "--out", str(tmp_path / "at24"), "--precision", "fp32"]) == 0
     assert RunDir(tmp_path / "at24").read_record().data.image_size == 24
     assert run_cli(["eval", "--run", str(out), "--workers", "0"]) == 0
+    folder = ["--data", str(tmp_path / "pngs"), "--image-size", "20"]
+    assert run_cli(["eval", "--run", str(out), *folder, "--workers", "0"]) == 0
 
 
 def test_init_from_copies_as_layers_into_the_run(tmp_path):

@@ -286,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"verydeep eval: {trained.run} has no model.safetensors yet; evaluating its last checkpoint",
             file=sys.stderr,
         )
-    data = load_eval_data(trained, args.data, args.data_dir, args.workers)
+    data = load_eval_data(trained, args.data, args.data_dir, args.workers, args.image_size)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
     device = pick_device(args.device)
@@ -477,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the data set or image folder (default: the run's own, split as it was)")
     p.add_argument("--data-dir", help="where the data set lies (default: the run's)")
     p.add_argument("--split", default="val", choices=["val", "test"], help="report test once, at the end")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="with --data FOLDER: the side its images are read at (default: "
+        "the run's; a folder of small images is held in memory at its own)",
+    )
     p.add_argument(
         "--protocol",
         default="center",

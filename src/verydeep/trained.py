@@ -136,15 +136,21 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def load_eval_data(
-    trained: Trained, data: str | None = None, data_dir: str | None = None, workers: int | None = None
+    trained: Trained,
+    data: str | None = None,
+    data_dir: str | None = None,
+    workers: int | None = None,
+    image_size: int | None = None,
 ) -> Data:
     """The data a trained model is evaluated on: ``data`` if given, else its run's, split as the run split it
-    (same val_size, subset and mean), so that 'val' is the run's val."""
+    (same val_size, subset and mean), so that 'val' is the run's val. ``image_size``: a folder's side (default:
+    the run's)."""
     config = trained.record
     if config is None:
         if data is None:
             raise ValueError(f"give --data: {trained.weights} does not say which data set it was trained on")
-        return load_data(data, data_dir, mean=get_recipe(get_entry(trained.name).recipe).mean, workers=workers)
+        mean = get_recipe(get_entry(trained.name).recipe).mean
+        return load_data(data, data_dir, mean=mean, workers=workers, image_size=image_size)
     train, recipe = config.train, config.recipe
     options = {"mean": recipe.mean, "scale": tuple(recipe.scale), "workers": workers}
     if data is None or (data == train.data and data_dir in (None, train.data_dir)):
@@ -157,5 +163,5 @@ def load_eval_data(
             skip_bad=train.skip_bad,
             **options,
         )
-    size = None if data in NATIVE_SIZE else config.data.image_size
+    size = None if data in NATIVE_SIZE else image_size or config.data.image_size
     return load_data(data, data_dir, image_size=size, **options)
