@@ -130,7 +130,7 @@ class _Batches(Dataset):
         return x, torch.tensor(labels, dtype=torch.int64), bad
 
 
-def _splits(root: Path, classes: list[str], val_size: int | None, subset: int | None, split_seed: int,
+def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: int | None, split_seed: int,
             skip_bad: bool) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
     """Each split's (file, label) samples, cut to ``subset`` training and ``val_size`` validation images (a
     fixed random choice); the files that are not images; notes on what stands in for what."""
@@ -182,8 +182,8 @@ class FolderData(Data):
                 f"scale must be (low, high) with image_size={size} <= low <= high, not {scale}: the random "
                 f"{size} crop is cut from the image with its shorter side resized to a size in that range"
             )
-        classes = _classes(root / "train")
-        samples, others, notes = _splits(root, classes, val_size, subset, split_seed, skip_bad)
+        classes = folder_classes(root / "train")
+        samples, others, notes = folder_splits(root, classes, val_size, subset, split_seed, skip_bad)
         self.workers = default_workers() if workers is None else workers
         self.color_jitter = color_jitter
         self.skip_bad = skip_bad
@@ -257,7 +257,7 @@ class FolderData(Data):
             yield x, y.to(device, non_blocking=True)
 
 
-def _classes(train: Path) -> list[str]:
+def folder_classes(train: Path) -> list[str]:
     classes = [name for name in find_classes(train)[0] if not name.startswith(".")] if train.is_dir() else []
     if not classes:
         raise ValueError(f"{train} has no class folders; expected {LAYOUT}")
