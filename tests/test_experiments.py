@@ -101,6 +101,10 @@ def test_reproduce_all_writes_an_index_with_a_row_per_claim_of_the_ledger(smoke)
     # kept under the preset's name too, so that a later preset's index can draw each claim's trend from it
     assert json.loads((smoke.root / "index-smoke.json").read_text()) == saved
     assert saved["budgets"] == [] and all(c["images_per_run"] > 0 for c in saved["claims"] if "difference" in c)
+    # an experiment's cost is its runs' training time, even when an earlier call (or experiment) trained them
+    for name, r in zip(EXPERIMENTS, done):
+        total = sum(run.summary.seconds for runs in r.runs.values() for run in runs.values())
+        assert saved["experiments"][name]["train_seconds"] == pytest.approx(total) and total > 0
 
 
 @pytest.mark.fashion_mnist

@@ -31,14 +31,15 @@ def section(index: dict) -> str:
     where = m.get("cuda") or f"{m.get('cpu')} ({m.get('cores')} cores, {bf16})"
     counts = ", ".join(f"{n} {outcome}" for outcome, n in index["counts"].items() if n)
     total = sum(e["seconds"] for e in index["experiments"].values())
-    each = ", ".join(f"{name} {minutes(e['seconds'])}" for name, e in index["experiments"].items())
+    experiments = index["experiments"].items()
+    each = ", ".join(f"{name} {minutes(e.get('train_seconds', e['seconds']))}" for name, e in experiments)
     lines = [
         BEGIN,
         "",
         f"`verydeep reproduce all --preset {index['preset']}` on {where}, {m.get('precision')}, torch "
-        f"{m.get('torch')}: {counts}; {minutes(total)} wall-clock in all "
-        f"({each}; "
-        "runs shared between experiments are trained once, so later ones take less).",
+        f"{m.get('torch')}: {counts}. Training time of each experiment's runs, each run on one core (runs shared "
+        f"between experiments are trained once and counted in each): {each}; the call that wrote this index took "
+        f"{minutes(total)} (it trains only what earlier calls left).",
         "",
         "| claim | source | ours (mean ± std over seeds) | difference [95% interval] | verdict |",
         "|---|---|---|---|---|",

@@ -34,8 +34,10 @@ class Preset:
 
 # The VGG experiments share their presets, so that vgg_init starts from the very A that vgg_depth trained.
 VGG_SMALL = {"init": "kaiming", "width": 0.25}  # He init for the layers not copied from A; a quarter of the width
-# quick's and standard's recipe: a batch of 64 at lr 0.03, divided by 10 at 50% and 75% of the run
-VGG_CPU_RECIPE = {"batch_size": 64, "lr": 0.03, "schedule": "step", "milestones": (0.5, 0.75)}
+# quick's and standard's recipe: a batch of 64 at the paper's lr 0.01, divided by 10 at 50% and 75% of the run.
+# Calibrated on seeds 100 and 101, which no verdict uses: at lr 0.03 a seed of D and one of E (from A and from
+# random alike) stayed at chance level for the whole standard run; at 0.01 every D and E trained.
+VGG_CPU_RECIPE = {"batch_size": 64, "lr": 0.01, "schedule": "step", "milestones": (0.5, 0.75)}
 VGG_PRESETS = {
     "smoke": Preset(
         "two steps of each run on 128 images at a quarter of the width: checks the pipeline, shows nothing",
@@ -47,7 +49,7 @@ VGG_PRESETS = {
     ),
     "quick": Preset(
         "3 seeds of 4 epochs on 6,000 training images at a quarter of Table 1's width; unlike the paper, a batch "
-        "of 64 at lr 0.03, divided by 10 at 50% and 75% of the run rather than on plateaus, and He "
+        "of 64 at the paper's lr 0.01, divided by 10 at 50% and 75% of the run rather than on plateaus, and He "
         "initialisation (He et al. 2015, made for training such nets from scratch) for every layer not copied "
         "from A: with N(0, 0.01^2) or Glorot initialisation no configuration leaves chance level within so few "
         "steps on [0, 1]-scaled pixels",

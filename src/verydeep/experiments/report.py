@@ -241,7 +241,8 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
     md.write_text("\n".join(lines) + "\n")
     experiments = {r.experiment.name: {"command": " ".join(reproduce_command(r.experiment, r.preset, r.data, r.seeds,
                                                                             r.args)),
-                                       "report": f"{r.experiment.name}-{r.preset}/report.md", "seconds": r.seconds}
+                                       "report": f"{r.experiment.name}-{r.preset}/report.md", "seconds": r.seconds,
+                                       "train_seconds": train_seconds(r)}
                    for r in reproductions}  # fmt: skip
     index = {"preset": preset, "machine": machine(reproductions), "experiments": experiments, "claims": entries,
              "counts": counts, "budgets": budgets}  # fmt: skip
@@ -252,6 +253,12 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
 
 
 PRESETS = ("smoke", "quick", "standard", "full")  # smallest budget first
+
+
+def train_seconds(r: Reproduction) -> float:
+    """The training time of every run the experiment rests on, each on its own core (whenever and by whichever
+    experiment it was trained): what the experiment costs, where ``seconds`` is only this call's wall time."""
+    return sum(result.summary.seconds for runs in r.runs.values() for result in runs.values())
 
 
 def trained_images(r: Reproduction, label: str) -> int | None:
