@@ -53,6 +53,13 @@ def test_bench_refuses_an_image_folder_and_says_what_it_times(tmp_path):
     for split in ("train", "val"):
         for label in ("a", "b"):
             (tmp_path / split / label).mkdir(parents=True)
-            Image.new("RGB", (40, 40)).save(tmp_path / split / label / "0.png")
+            Image.new("RGB", (80, 96)).save(tmp_path / split / label / "0.png")  # large: streamed, not held
     with pytest.raises(ValueError, match="in-memory data sets"):
         bench("resnet18", data=str(tmp_path))
+    small = tmp_path / "small"
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            (small / split / label).mkdir(parents=True)
+            Image.new("L", (20, 20)).save(small / split / label / "0.png")
+    with pytest.raises(ValueError, match="2 training images, fewer than one batch of 128"):
+        bench("resnet20", data=str(small))  # held in memory, but too few images for a step

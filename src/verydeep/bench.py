@@ -146,6 +146,11 @@ def bench(
     if batch_size is None:
         # The recipe's batch; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32.
         batch_size = recipe.batch_size if dev.type == "cuda" or size < 128 else 32
+    if dataset.sizes["train"] < batch_size:
+        raise ValueError(
+            f"{data} has {dataset.sizes['train']:,} training images, fewer than one batch of {batch_size}: give "
+            "--batch-size N with N at most that, or more images"
+        )
     options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
     our_step, our_data_only, flops_per_image = training_step(name, options, dataset, batch_size, dev, precision,
                                                              recipe)  # fmt: skip
@@ -200,8 +205,9 @@ def bench_data(data: str, image_size: int | None, recipe: Recipe) -> Data:
     dataset = load_data(data, image_size=image_size, mean=recipe.mean)
     if not dataset.in_memory:
         raise ValueError(
-            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic), not {data}: an "
-            "image folder's speed is its decoding DataLoader's; see the img/s that verydeep train prints"
+            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic, folders of small "
+            f"images), not {data}: a large-image folder's speed is its decoding DataLoader's; see the img/s that "
+            "verydeep train prints"
         )
     return dataset
 

@@ -301,7 +301,8 @@ def budget(entry: dict, earlier: list[dict], reproductions: list[Reproduction]) 
     if len(points) < 2:
         text += "; no smaller preset's index here to draw a trend from (run `verydeep reproduce all --preset quick`)"
     elif entry["relation"] == "equivalent":
-        text += "; an equivalence is decided by more seeds, not more training: " + entry["evidence"].split("; ")[-1]
+        text += "; an equivalence is decided by more seeds, not more training: "
+        text += entry["evidence"].split("; ")[-1].rstrip(".")
     else:
         needed = budget_to_decide(points, (high - low) / 2, entry["relation"])
         if needed is None:
