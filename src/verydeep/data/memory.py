@@ -124,12 +124,13 @@ class TensorData(Data):
 
     def _generate(self, plan: BatchPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels, mean = self._tensors(plan.split, plan.device)
+        rows = slice(plan.rank, None, plan.world_size)
+        layout = torch.channels_last if plan.channels_last else torch.contiguous_format
         for k, index, global_size in rank_batches(plan, plan.order.to(plan.device)):
             x = images[index]
-            # Global batch k's draws, the same on every rank. The 0 held the rank before the ranks shared their
-            # draws; it stays so that single-process runs draw the numbers they always drew.
-            draws = generator("augment", *plan.keys, 0, k)
-            rows = slice(plan.rank, None, plan.world_size)
+            # Global batch k's draws, the same on every rank (made only for augmented batches). The 0 held the
+            # rank before the ranks shared their draws; it stays so that single-process runs draw as they did.
+            draws = generator("augment", *plan.keys, 0, k) if plan.augment else None
             if not plan.scale:
                 if plan.augment:
                     x = random_crop_flip(x, draws, padding=PADDING, drawn_for=global_size, rows=rows)
@@ -141,7 +142,4 @@ class TensorData(Data):
                 x = random_rescale_crop_flip(x, draws, plan.scale, drawn_for=global_size, rows=rows)
             else:
                 x = rescale(x, test_side(plan.scale))
-            yield (
-                x.contiguous(memory_format=torch.channels_last if plan.channels_last else torch.contiguous_format),
-                labels[index],
-            )
+            yield x.contiguous(memory_format=layout), labels[index]
