@@ -98,6 +98,27 @@ def test_unreadable_files_are_named_and_the_others_still_predicted(run, images, 
     assert [("error" in r) for r in results] == [True, False, True, True]
 
 
+def test_image_size_feeds_the_network_at_that_side(run, images, tmp_path, capsys):
+    """--image-size 56: a 56 px image is seen whole at 56 px (the net pools globally), not shrunk to 28 first."""
+    large = torch.nn.functional.interpolate(images["pixels"][:1].float(), scale_factor=2, mode="nearest")
+    png = tmp_path / "large.png"
+    write_png(large[0].to(torch.uint8), str(png))
+    trained = load_trained(run)
+    x = large / 255 - trained.preprocessing.mean.mean((-2, -1), keepdim=True)  # the mean colour at another size
+    with torch.no_grad():
+        expected = trained.model.eval()(x).softmax(1)[0]
+    assert run_cli(["predict", str(png), "--run", str(run), "--json", "--image-size", "56"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    for p in result["predictions"]:
+        assert p["probability"] == pytest.approx(expected[p["index"]].item(), abs=1e-5)
+    assert run_cli(["predict", str(png), "--run", str(run), "--json"]) == 0  # default: shrunk to the run's 28 px
+    (shrunk,) = json.loads(capsys.readouterr().out)
+    assert max(abs(p["probability"] - expected[p["index"]].item()) for p in shrunk["predictions"]) > 1e-4
+    assert run_cli(["predict", str(png), "--run", str(run), "--image-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--image-size must be a positive number of pixels" in err and len(err.strip().splitlines()) == 1
+
+
 def test_weights_find_their_run_folder_and_are_refused_without_one(run, images, tmp_path, capsys):
     assert run_cli(["predict", str(images["png"]), "--weights", str(run / "model.safetensors"), "--json"]) == 0
     beside = json.loads(capsys.readouterr().out)

@@ -322,7 +322,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     trained = load_trained(args.run, args.weights, args.model)
     device = pick_device(args.device)
-    predictions = predict(trained.model.to(device), preprocessing_of(trained), args.images, args.topk, device)
+    preprocessing = preprocessing_of(trained).at_size(args.image_size)
+    predictions = predict(trained.model.to(device), preprocessing, args.images, args.topk, device)
     for p in predictions:
         if p.error is not None:
             print(f"verydeep predict: error: {p.error}", file=sys.stderr)
@@ -511,6 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     add_model_arguments(p)
     p.add_argument("--topk", type=int, default=5, help="classes shown per image")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="the side each image is cropped to (default: the run's training size, 224 for torchvision's weights; "
+        "the rescale before the crop follows in proportion)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p.set_defaults(func=cmd_predict)
 

@@ -4,7 +4,7 @@ prediction and export all load a trained model from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -74,6 +74,16 @@ class Preprocessing:
             resize=transform.resize_size[0],
             std=torch.tensor(transform.std)[:, None, None],
         )
+
+    def at_size(self, image_size: int | None) -> Preprocessing:
+        """The same preprocessing for crops of side ``image_size`` (None: unchanged), the rescale in proportion
+        (a network that ends in global average pooling takes any size; its accuracy is the user's to check)."""
+        if image_size is None or image_size == self.image_size:
+            return self
+        if image_size < 1:
+            raise ValueError(f"--image-size must be a positive number of pixels, not {image_size}")
+        resize = max(image_size, round(self.resize * image_size / self.image_size))
+        return replace(self, image_size=image_size, resize=resize)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (..., C, h, w) -> float32 (images / 255 - mean) [/ std], the training batches' arithmetic."""
