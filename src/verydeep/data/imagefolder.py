@@ -131,10 +131,13 @@ class _Batches(Dataset):
 
 
 def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: int | None, split_seed: int,
-            skip_bad: bool) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
+            skip_bad: bool, listed: tuple[dict, list[str]] | None = None,
+            ) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
     """Each split's (file, label) samples, cut to ``subset`` training and ``val_size`` validation images (a
-    fixed random choice); the files that are not images; notes on what stands in for what."""
-    samples, others = _list(root, classes)
+    fixed random choice); the files that are not images; notes on what stands in for what. ``listed``: the
+    folder's listing (``list_folder``) when the caller has it already."""
+    samples, others = list_folder(root, classes) if listed is None else listed
+    samples = dict(samples)
     if others and not skip_bad:
         shown = "; ".join(others[:5]) + ("; ..." if len(others) > 5 else "")
         raise ValueError(
@@ -264,7 +267,7 @@ def folder_classes(train: Path) -> list[str]:
     return classes
 
 
-def _list(root: Path, classes: list[str]) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+def list_folder(root: Path, classes: list[str]) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
     """Each split's (image path, label) pairs, and the paths that are not images. Files and folders whose name
     starts with '.' are left out silently (.DS_Store, .ipynb_checkpoints)."""
     class_to_idx = {name: i for i, name in enumerate(classes)}

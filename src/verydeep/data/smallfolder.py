@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .base import MeanKind
-from .imagefolder import default_workers, folder_classes, folder_splits, read_sample, worker_errors
+from .imagefolder import default_workers, folder_classes, folder_splits, list_folder, read_sample, worker_errors
 from .memory import TensorData, TensorImages
 
 SMALL = 64  # images of at most this side are held in memory
@@ -160,7 +160,8 @@ def load(
 ) -> SmallFolderData | None:
     """The folder in memory, or None when it is not one of small images (or would not fit): stream it then."""
     classes = folder_classes(root / "train")
-    everything, _, _ = folder_splits(root, classes, None, None, split_seed, skip_bad)
+    listed = list_folder(root, classes)  # walked once: the splits below are cut from this listing
+    everything, _, _ = folder_splits(root, classes, None, None, split_seed, skip_bad, listed)
     found = probe([path for path, _ in everything["train"]])
     if not found.small:  # larger or mixed sizes: the ImageNet pipeline, streaming from disk
         return None
@@ -192,7 +193,7 @@ def load(
                   metadata={"root": str(root.resolve()), "files": json.dumps(len(paths))})  # fmt: skip
         partial.replace(cached)
     where = {path: i for i, path in enumerate(paths)}
-    chosen, _, notes = folder_splits(root, classes, val_size, subset, split_seed, skip_bad)
+    chosen, _, notes = folder_splits(root, classes, val_size, subset, split_seed, skip_bad, listed)
     splits = {}
     for split, samples in chosen.items():
         index = torch.tensor([where[p] for p, _ in samples if ok[where[p]]], dtype=torch.int64)
