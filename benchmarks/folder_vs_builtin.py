@@ -10,6 +10,7 @@ folder and on `--data fashion-mnist` in turn, each in its own process so that it
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -49,9 +50,12 @@ def bench(data: str, model: str) -> tuple[str, float]:
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True, "
             "check=True); print(r.stdout.strip().splitlines()[-1]); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
-    argv = [sys.executable, "-c", code, str(verydeep), "bench", "--model", model, "--data", data]
+    argv = [sys.executable, "-c", code, str(verydeep), "bench", "--model", model, "--data", data, "--json"]
     line, peak = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-2:]
-    return line, int(peak) / 1024
+    result = json.loads(line)
+    ips, share = result["images_per_second"], 100 * result["data_fraction"]
+    summary = f"{ips:.1f} img/s ({result['precision']}, data pipeline {share:.2f}% of a step)"
+    return summary, int(peak) / 1024
 
 
 def main() -> int:

@@ -284,8 +284,10 @@ def list_folder(root: Path, classes: list[str]) -> tuple[dict[str, list[tuple[st
                 f"training images ({LAYOUT})"
             )
 
-        def visible(path: str, folder: Path = folder) -> bool:
-            return not any(part.startswith(".") for part in Path(path).relative_to(folder).parts)
+        start = len(os.path.join(str(folder), ""))
+
+        def visible(path: str, start: int = start) -> bool:  # strings, not Paths: this runs once per file
+            return not any(part.startswith(".") for part in path[start:].split(os.sep))
 
         files = make_dataset(str(folder), class_to_idx, is_valid_file=visible, allow_empty=True)
         samples[split] = [(path, label) for path, label in files if path.lower().endswith(IMAGE_EXTENSIONS)]

@@ -80,9 +80,10 @@ def cache_prefix(root: Path) -> str:
 def cache_key(root: Path, paths: list[str], size: int, channels: int) -> str:
     """Changes when any file is added, removed, rewritten or touched, or the size or channels asked for do."""
     digest = hashlib.sha1(f"{size} {channels}".encode())
+    start = len(os.path.join(str(root), ""))  # the paths are listed under root: strip it as a string
     for path in paths:
         stat = os.stat(path)
-        digest.update(f"{os.path.relpath(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path[start:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
