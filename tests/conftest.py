@@ -48,6 +48,13 @@ def cache_in_the_tests_own_folder(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def train_runs_in_this_process(monkeypatch):
+    """`verydeep train` called in a test trains in the test's own process (its output captured, its errors
+    raised here) unless the test asks for --procs N: the tests of several processes do."""
+    monkeypatch.setenv("VERYDEEP_PROCS", "1")
+
+
+@pytest.fixture(autouse=True)
 def auto_precision_is_fp32(monkeypatch):
     """``precision="auto"`` resolves to fp32 in tests on every CPU (by hiding the CPU's bf16 flags), so that the
     suite checks the same arithmetic on a Zen 4 as on a Cascade Lake; bf16 tests ask for it by name."""

@@ -162,6 +162,18 @@ def test_the_seeds_that_would_decide_an_inconclusive_claim_at_its_budget():
     far = welch([0.10, 0.11, 0.12], [0.13, 0.14, 0.15], 0.9)
     assert evidence.seeds_to_decide(far, "equivalent", margin=0.02) is None  # 3 points apart: never within 2
     assert evidence.seeds_to_decide(d, "lower", most=5) == 6  # more than 5
+    assert evidence.seeds_to_decide(d, "lower", most=9) == 9  # the last one looked at still counts
+    # spreads 1 again; a difference of 5 is decided by 2 seeds (t(0.975, 2) = 4.303 < 5), one of 3 by 3 (4.303 > 3;
+    # t(0.975, 4) * sqrt(2 / 3) = 2.776 * 0.8165 = 2.267 < 3): the degrees of freedom are 2n - 2, not more
+    assert evidence.seeds_to_decide(welch([6.0, 7.0, 8.0], [1.0, 2.0, 3.0]), "higher") == 2
+    assert evidence.seeds_to_decide(welch([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]), "higher") == 3
+    # an equivalence within +-2 at 0.5 apart: TOST's 90% interval, t(0.95, 2n - 2) * sqrt(2 / n) < 1.5 first at
+    # n = 4 (n = 3: 2.132 * 0.8165 = 1.741; n = 4: 1.943 * 0.7071 = 1.374); a 95% interval would need n = 5
+    near = welch([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
+    assert evidence.seeds_to_decide(near, "equivalent", margin=2.0) == 4
+    assert evidence.seeds_to_decide(near, "equivalent") is None  # no margin: nothing to be within
+    # a difference far inside its noise: more than the default cap of 1,000 seeds
+    assert evidence.seeds_to_decide(welch([1.0, 2.0, 3.0], [1.01, 2.01, 3.01]), "lower") == 1001
 
 
 def test_the_budget_that_would_decide_a_claim_on_its_trend():
@@ -174,6 +186,11 @@ def test_the_budget_that_would_decide_a_claim_on_its_trend():
     assert evidence.budget_to_decide([(1000, -0.01), (4000, -0.01)], 0.03, "lower") is None  # flat
     assert evidence.budget_to_decide(points, 0.03, "equivalent") is None  # seeds decide those, not steps
     assert evidence.budget_to_decide(points[:1], 0.03, "lower") is None  # one budget: no trend
+    assert evidence.budget_to_decide([(1000, 0.01), (4000, 0.01)], 0.03, "higher") is None  # flat, either side
+    assert evidence.budget_to_decide(points, 0.0, "lower") is None  # no interval: nothing to leave
+    # budgets 1 and 2^sqrt(2) apart: -1 point per sqrt(2) doublings reaches -3 at 2^(2 sqrt(2))
+    apart = [(1.0, -0.01), (2 ** math.sqrt(2), -0.02)]
+    assert evidence.budget_to_decide(apart, 0.03, "lower") == pytest.approx(2 ** (2 * math.sqrt(2)))
     # three points: the least-squares line, here exactly -0.5 points per doubling again
     assert evidence.budget_to_decide([(1000, -0.01), (2000, -0.015), (4000, -0.02)], 0.03, "lower") == (
         pytest.approx(16_000))  # fmt: skip

@@ -268,7 +268,7 @@ def fit(
     except Interrupted:  # every process stops at the same step, in order
         raise
     except BaseException as error:
-        if dist.enabled:
+        if dist.enabled and not os.environ.get("VERYDEEP_LAUNCHED"):
             print(f"verydeep train: {dist.describe()} failed: {type(error).__name__}: {error}", file=sys.stderr)
         raise
     finally:
