@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from verydeep.data import load_data
+from verydeep.launch import free_port
 from verydeep.runs import RunDir
 from verydeep.train import TrainConfig, fit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(argv: list[str], processes: int = 2) -> subprocess.CompletedProcess:

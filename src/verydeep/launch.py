@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .device import physical_cores
+from .device import physical_cores, pick_device
 
 # A process that fails leaves the others waiting in a collective: they are stopped this long after it.
 GRACE_SECONDS = 10.0
@@ -120,7 +120,7 @@ def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
     if given is not None:
         if given < 1:
             raise ValueError(f"--procs must be at least 1, not {given}")
-        if given > 1 and not on_cpu(cfg.device):
+        if given > 1 and pick_device(cfg.device).type != "cpu":
             raise ValueError("--procs starts CPU processes; on GPUs start one process per GPU with torchrun")
         return given
     if os.environ.get("VERYDEEP_PROCS"):
@@ -130,15 +130,7 @@ def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
 
         run = RunDir(out).read_record().run
         return run.world_size if run.device == "cpu" else 1
-    if not on_cpu(cfg.device):
+    if pick_device(cfg.device).type != "cpu":
         return 1
     cores = physical_cores()
     return cores if cores > 1 and cfg.resolved_recipe().batch_size % cores == 0 else 1
-
-
-def on_cpu(device: str) -> bool:
-    if device == "auto":
-        import torch
-
-        return not torch.cuda.is_available()
-    return device == "cpu"
