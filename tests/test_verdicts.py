@@ -52,11 +52,21 @@ def test_the_incomplete_beta_function_matches_its_closed_forms_on_both_sides_of_
     assert evidence.incomplete_beta(-0.5, 2.0, 3.0) == 0.0 and evidence.incomplete_beta(1.5, 2.0, 3.0) == 1.0
 
 
+def test_the_incomplete_beta_function_is_the_binomial_tail_for_whole_a_and_b():
+    # for whole a and b, I_x(a, b) = P(Binomial(a + b - 1, x) >= a); x near 1 with a large needs the symmetric branch
+    def binomial_tail(x, a, b):
+        n = a + b - 1
+        return sum(math.comb(n, k) * x**k * (1 - x) ** (n - k) for k in range(a, n + 1))
+
+    for x, a, b in ((0.999, 200, 10), (0.9, 40, 3), (0.5, 7, 7), (0.05, 2, 30), (0.7, 12, 5)):
+        assert evidence.incomplete_beta(x, float(a), float(b)) == pytest.approx(binomial_tail(x, a, b), rel=1e-10)
+
+
 def test_quantiles_below_one_and_outside_the_unit_interval():
     assert t_quantile(0.6, 10) == pytest.approx(0.2602, abs=1e-4)  # the table's t(0.60, 10)
     assert t_quantile(0.5, 3) == pytest.approx(0.0, abs=1e-12)
     for p in (0.0, 1.0, -0.1, 1.2):
-        with pytest.raises(ValueError, match=r"p must lie in \(0, 1\)"):
+        with pytest.raises(ValueError, match=rf"p must lie in \(0, 1\), not {p}$"):
             t_quantile(p, 4)
 
 
@@ -90,6 +100,7 @@ def test_one_seed_a_side_gives_no_interval_and_decides_nothing():
     assert outcome == "inconclusive" and d.low is None and d.std_b == pytest.approx(0.1414, abs=1e-4)
     outcome, d = decide([0.5, 0.7], [0.1], "higher")
     assert outcome == "inconclusive" and d.low is None and d.std_a == pytest.approx(0.1414, abs=1e-4)
+    assert welch([0.1], [0.5, 0.7], level=0.9).level == 0.9  # the level asked for is kept with no interval
 
 
 def test_two_seeds_a_side_use_both_spreads():
@@ -104,6 +115,7 @@ def test_seeds_that_agree_exactly_give_an_exact_difference():
     outcome, d = decide([0.1, 0.1, 0.1], [0.2, 0.2, 0.2], "lower")
     assert outcome == "reproduced" and d.low == d.high == pytest.approx(-0.1) and d.p_value == 0.0
     assert decide([0.1, 0.1], [0.1, 0.1], "lower")[0] == "inconclusive"
+    assert welch([0.1, 0.1], [0.2, 0.2], level=0.9).level == 0.9
 
 
 @pytest.mark.parametrize(
