@@ -1,11 +1,21 @@
 """`verydeep bench` measures both ways and reports consistent figures (speed itself is never asserted here)."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from verydeep.bench import PILDataset, baseline_loader, bench, training_flops
+from verydeep.bench import (
+    PROFILE_CATEGORIES,
+    PILDataset,
+    baseline_loader,
+    bench,
+    categorise,
+    format_result,
+    step_shares,
+    training_flops,
+)
 from verydeep.cli import main
 from verydeep.data import load_data
 from verydeep.registry import create_model
@@ -63,3 +73,71 @@ def test_bench_refuses_an_image_folder_and_says_what_it_times(tmp_path):
             Image.new("L", (20, 20)).save(small / split / label / "0.png")
     with pytest.raises(ValueError, match="2 training images, fewer than one batch of 128"):
         bench("resnet20", data=str(small))  # held in memory, but too few images for a step
+
+
+def test_two_processes_share_the_batch_and_report_what_they_timed():
+    r = bench("resnet20", data="synthetic", image_size=16, batch_size=16, rounds=1, seconds=0.2, procs=2)
+    assert (r.procs, r.threads_per_proc, r.batch_size) == (2, 1, 16) and r.images_per_second > 0
+    assert "2 processes x 1 thread, 8 images each" in format_result(r)
+    with pytest.raises(ValueError, match="a batch of 15 does not split evenly among 2 processes"):
+        bench("resnet20", data="synthetic", image_size=16, batch_size=15, procs=2)
+    with pytest.raises(ValueError, match="--procs must be at least 1, not 0"):
+        bench("resnet20", data="synthetic", image_size=16, batch_size=16, procs=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("aten::convolution_backward", "convolution"),
+        ("aten::mkldnn_convolution", "convolution"),
+        ("aten::addmm", "convolution"),
+        ("aten::native_batch_norm_backward", "normalisation"),
+        ("aten::threshold_backward", "element-wise"),
+        ("aten::add_", "element-wise"),
+        ("verydeep::data", "data"),
+        ("verydeep::optimizer", "optimizer"),
+        ("c10d::allreduce_", "communication"),
+        ("autograd::engine::evaluate_function: ReluBackward0", None),
+    ],
+)
+def test_each_profiled_operator_falls_in_its_category(name, category):
+    assert categorise(name) == category
+
+
+def event(name: str, self_us: float, parent=None, thread: int = 1):
+    return SimpleNamespace(name=name, self_cpu_time_total=self_us, cpu_parent=parent, thread=thread)
+
+
+def test_a_steps_shares_count_operators_inside_the_data_and_optimizer_marks_there_and_the_rest_as_other():
+    data, optimizer = event("verydeep::data", 1000), event("verydeep::optimizer", 200)
+    backward = event("autograd::engine::evaluate_function: ConvolutionBackward0", 100)
+    events = [
+        data,
+        event("aten::copy_", 500, parent=data),  # a copy in the data pipeline is data, not element-wise
+        backward,
+        event("aten::convolution_backward", 3000, parent=backward),
+        event("aten::native_batch_norm", 1000),
+        event("aten::relu_", 500),
+        optimizer,
+        event("aten::add_", 300, parent=optimizer),  # the optimizer's additions are the optimizer's
+        event("aten::convolution", 9999, thread=2),  # another thread's: not the step's wall time
+    ]
+    shares = step_shares(events, wall=0.010)
+    assert tuple(shares) == PROFILE_CATEGORIES and sum(shares.values()) == pytest.approx(1.0)
+    expected = {"convolution": 0.30, "normalisation": 0.10, "element-wise": 0.05, "optimizer": 0.05, "data": 0.15}
+    expected |= {"communication": 0.0, "other": 0.35}  # the wall time no operator accounts for
+    assert shares == pytest.approx(expected)
+
+
+def test_bench_profile_prints_where_a_steps_time_goes_and_draws_it(tmp_path, capsys):
+    chart = tmp_path / "profile.png"
+    argv = ["bench", "--model", "resnet20", "--image-size", "16", "--batch-size", "8", "--rounds", "1"]
+    assert main([*argv, "--seconds", "0.1", "--procs", "1", "--profile", str(chart)]) == 0
+    out = capsys.readouterr().out
+    assert "where a step's time goes (10 steps profiled, one process)" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("    ")]
+    assert [row[0] for row in rows] == list(PROFILE_CATEGORIES)
+    percents = {row[0]: float(row[1].rstrip("%")) for row in rows}
+    assert sum(percents.values()) == pytest.approx(100, abs=0.5) and percents["convolution"] > 0
+    assert percents["data"] > 0 and percents["optimizer"] > 0
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"chart: {chart}" in out

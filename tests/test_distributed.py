@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,48 @@ def test_a_two_process_run_resumes_as_a_single_process_run_does(two_runs):
     fit(TrainConfig.from_dict({**json.loads(one.config.read_text())["train"], "iters": 3}), one.path, resume=True)
     assert json.loads(two.summary.read_text())["steps"] == 3
     assert_same_run(two, one)
+
+
+def verydeep_train(argv: list[str], log: Path) -> subprocess.Popen:
+    """``verydeep train ARGV`` as a user starts it (the command starts its --procs itself), stderr to ``log``."""
+    env = {k: v for k, v in os.environ.items() if k != "VERYDEEP_PROCS"}  # the tests' pin to one process
+    with log.open("a") as stderr:
+        command = [sys.executable, "-m", "verydeep", "train", *argv]
+        return subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr)
+
+
+def test_a_two_process_run_stopped_by_a_signal_resumes_to_the_weights_of_one_never_stopped(tmp_path):
+    # `train --procs 2` itself, on synthetic images (no data set needed): rank 0 writes the run folder, Ctrl-C
+    # to the launcher stops both processes at the same step with a checkpoint, --resume continues on two.
+    argv = ["--model", "resnet20", "--data", "synthetic", "--image-size", "16", "--subset", "256"]
+    argv += ["--val-size", "64", "--batch-size", "32", "--iters", "60", "--procs", "2", "--deterministic"]
+    argv += ["--precision", "fp32", "--checkpoint-every", "1", "--log-every", "5"]
+    straight, stopped = RunDir(tmp_path / "straight"), RunDir(tmp_path / "stopped")
+    log = tmp_path / "stderr.txt"
+    done = verydeep_train([*argv, "--out", str(straight.path)], log)
+    assert done.wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    log.write_text("")
+    run = verydeep_train([*argv, "--out", str(stopped.path)], log)
+    while not stopped.checkpoint.exists() and run.poll() is None:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=300) == 130, log.read_text()[-3000:]
+    assert "--resume" in log.read_text()
+    step = torch.load(stopped.checkpoint, weights_only=False)["step"]
+    assert 1 <= step < 60 and not stopped.summary.exists()
+
+    resumed = verydeep_train(["--out", str(stopped.path), "--resume"], log)
+    assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert json.loads(stopped.config.read_text())["run"]["world_size"] == 2
+    assert json.loads(stopped.summary.read_text())["steps"] == 60
+    expected, got = load_file(straight.weights), load_file(stopped.weights)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
+
+    # the log windows after the one the signal cut short are the uninterrupted run's
+    def full_windows(run):
+        return [(r.step, r.train_loss) for r in run.read_metrics() if r.step - 5 >= step]
+
+    assert full_windows(stopped) == full_windows(straight) and full_windows(straight)

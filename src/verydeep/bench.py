@@ -5,6 +5,9 @@ channels_last, and the precision ``auto`` picks (bf16 autocast where the hardwar
 Baseline: torchvision's model where one exists (else ours), float32, contiguous, and a torchvision DataLoader
 whose dataset makes a PIL image of each sample and applies per-image transforms for the same augmentation.
 
+On a CPU ours runs as the processes ``verydeep train`` would start (one per physical core, one thread each,
+DistributedDataParallel over gloo, each with its share of the batch; ``procs`` chooses), and their img/s is the
+whole machine's; the baseline is one process using every core's threads, as a plain script is.
 The two alternate round by round and the medians are reported, so drift in the machine's speed hits both.
 Achieved GFLOP/s come from ``torch.utils.flop_counter`` on one real training step; the peak is a large
 matrix product in the engine's precision, measured in the same run.
@@ -12,15 +15,22 @@ matrix product in the engine's precision, measured in the same run.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torch.autograd.profiler import record_function
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
@@ -29,7 +39,8 @@ from torchvision.transforms.v2.functional import to_pil_image
 from .data import load_data
 from .data.augment import PADDING
 from .data.base import Data
-from .device import autocast, pick_device, resolve_precision, set_threads
+from .device import Distributed, autocast, physical_cores, pick_device, resolve_precision, set_threads
+from .launch import child_environment, free_port
 from .recipes import Recipe, get_recipe
 from .registry import create_model, get_entry, options_for_data
 from .train import forward_backward
@@ -54,6 +65,9 @@ class BenchResult:
     baseline_model: str | None = None
     baseline_workers: int | None = None
     rounds: int = 0
+    procs: int = 1  # our processes (their img/s summed: each trains on its share of every batch)
+    threads_per_proc: int = 1
+    profile: dict[str, float] | None = None  # share of our step per category (`--profile`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,13 +122,15 @@ def cycle(make: Callable[[int], Iterator]) -> Iterator:
         epoch += 1
 
 
-def timed_steps(step: Callable[[], None], device: torch.device, warmup: int, seconds: float, min_steps: int) -> float:
-    """Seconds per step, after ``warmup`` steps, over at least ``min_steps`` steps and ``seconds`` seconds."""
+def timed_steps(step: Callable[[], None], device: torch.device, warmup: int, seconds: float, min_steps: int,
+                agree: Callable[[bool], bool] = lambda done: done) -> float:  # fmt: skip
+    """Seconds per step, after ``warmup`` steps, over at least ``min_steps`` steps and ``seconds`` seconds.
+    ``agree`` makes processes that step together stop together (rank 0's clock decides)."""
     for _ in range(warmup):
         step()
     sync(device)
     steps, t0 = 0, time.perf_counter()
-    while steps < min_steps or time.perf_counter() - t0 < seconds:
+    while not agree(steps >= min_steps and time.perf_counter() - t0 >= seconds):
         step()
         steps += 1
     sync(device)
@@ -133,6 +149,8 @@ def bench(
     seconds: float = 6.0,
     warmup: int = 3,
     baseline_workers: int = 0,
+    procs: int | None = None,
+    profile: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> BenchResult:
     dev = pick_device(device)
@@ -141,7 +159,8 @@ def bench(
     precision = resolve_precision(precision, dev)
     entry = get_entry(model)
     name, recipe = entry.name, get_recipe(entry.recipe)
-    dataset = bench_data(data, image_size or (entry.input_size if data == "synthetic" else None), recipe)
+    image_size = image_size or (entry.input_size if data == "synthetic" else None)
+    dataset = bench_data(data, image_size, recipe)
     size = dataset.image_size
     if batch_size is None:
         # The recipe's batch; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32.
@@ -151,17 +170,20 @@ def bench(
             f"{data} has {dataset.sizes['train']:,} training images, fewer than one batch of {batch_size}: give "
             "--batch-size N with N at most that, or more images"
         )
+    procs = bench_procs(procs, dev, batch_size)
     options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
-    our_step, our_data_only, flops_per_image = training_step(name, options, dataset, batch_size, dev, precision,
-                                                             recipe)  # fmt: skip
+    spec = OurSpec(name, options, data, image_size, batch_size // procs, precision, entry.recipe)
+    flops_per_image = spec_flops(spec, dataset, dev)
 
     base_step, base_name = None, None
     if baseline:
         base_step, base_name = baseline_step(name, options, dataset, batch_size, baseline_workers, dev, recipe)
 
     peak = matmul_peak(dev, precision)
-    ours_times, data_times, base_times = timed_rounds(our_step, our_data_only, base_step, dev, batch_size, rounds,
-                                                      warmup, seconds, log)  # fmt: skip
+    with ours_in(spec, procs, dataset, dev) as ours:
+        ours_times, data_times, base_times = timed_rounds(ours, base_step, dev, batch_size, rounds, warmup, seconds,
+                                                          log)  # fmt: skip
+        shares = ours.profile(PROFILE_STEPS) if profile else None
 
     ips = batch_size / statistics.median(ours_times)
     result = BenchResult(
@@ -178,6 +200,9 @@ def bench(
         data_fraction=statistics.median(data_times) / statistics.median(ours_times),
         train_gflops_per_image=flops_per_image / 1e9,
         rounds=rounds,
+        procs=procs,
+        threads_per_proc=max(1, physical_cores() // procs) if dev.type == "cpu" else torch.get_num_threads(),
+        profile=shares,
     )
     if base_step is not None:
         result.baseline_images_per_second = batch_size / statistics.median(base_times)
@@ -186,13 +211,32 @@ def bench(
     return result
 
 
-def timed_rounds(our_step, our_data_only, base_step, dev, batch_size, rounds, warmup, seconds, log):
+def bench_procs(procs: int | None, dev: torch.device, batch_size: int) -> int:
+    """Our processes: as many as ``verydeep train`` would start for this batch (``procs`` or $VERYDEEP_PROCS if
+    given, else one per physical core of a CPU that the batch divides among), one on a GPU."""
+    if procs is None and os.environ.get("VERYDEEP_PROCS"):
+        procs = int(os.environ["VERYDEEP_PROCS"])
+    if procs is None:
+        cores = physical_cores()
+        procs = cores if dev.type == "cpu" and cores > 1 and batch_size % cores == 0 else 1
+    if procs < 1:
+        raise ValueError(f"--procs must be at least 1, not {procs}")
+    if procs > 1 and dev.type != "cpu":
+        raise ValueError("--procs starts CPU processes; on a GPU bench runs one")
+    if batch_size % procs:
+        raise ValueError(f"a batch of {batch_size} does not split evenly among {procs} processes: give --procs "
+                         f"a divisor of it, or --batch-size a multiple of {procs}")  # fmt: skip
+    return procs
+
+
+def timed_rounds(ours, base_step, dev, batch_size, rounds, warmup, seconds, log):
     """Seconds per step in each round: ours, our data loading alone, the baseline's (if any), interleaved so
     that a machine's drift touches them alike."""
     ours_times, data_times, base_times = [], [], []
     for r in range(rounds):
-        ours_times.append(timed_steps(our_step, dev, warmup, seconds, 3))
-        data_times.append(timed_steps(our_data_only, dev, 1, seconds / 10, 3))
+        step_seconds, data_seconds = ours.round(warmup, seconds)
+        ours_times.append(step_seconds)
+        data_times.append(data_seconds)
         line = f"round {r + 1}/{rounds}: ours {batch_size / ours_times[-1]:.1f} img/s"
         if base_step is not None:
             base_times.append(timed_steps(base_step, dev, warmup, seconds, 3))
@@ -212,28 +256,216 @@ def bench_data(data: str, image_size: int | None, recipe: Recipe) -> Data:
     return dataset
 
 
-def training_step(name: str, options: dict, dataset: Data, batch_size: int, dev: torch.device, precision: str,
-                  recipe: Recipe):  # fmt: skip
-    """Our training step (channels_last, the precision asked for), the same batches' loading alone, and the
-    floating-point operations the step does per image."""
+@dataclass(frozen=True)
+class OurSpec:
+    """What each of our processes builds (it is sent to spawned ones, so names, not objects)."""
+
+    model: str
+    options: dict
+    data: str
+    image_size: int | None
+    batch_size: int  # per process
+    precision: str
+    recipe: str
+
+
+def spec_flops(spec: OurSpec, dataset: Data, dev: torch.device) -> float:
+    """Floating-point operations of one training step per image, counted on one batch."""
     torch.manual_seed(0)
-    ours = create_model(name, **options).to(dev, memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(ours.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
-    batches = cycle(lambda e: dataset.batches("train", batch_size, epoch=e, device=dev, channels_last=True))
+    net = create_model(spec.model, **spec.options).to(dev, memory_format=torch.channels_last)
+    x, y = next(dataset.batches("train", spec.batch_size, device=dev, channels_last=True))
+    with autocast(dev, spec.precision):
+        return training_flops(net, x, y) / len(y)
 
-    def step():
-        x, y = next(batches)
-        forward_backward(ours, x, y, dev, precision)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
-    def data_only():
-        next(batches)
+class OurStep:
+    """Our training step (channels_last, the precision asked for, the SGD update) as one process runs it,
+    under DistributedDataParallel when it is one of several."""
 
-    x0, y0 = next(batches)
-    with autocast(dev, precision):
-        flops_per_image = training_flops(ours, x0, y0) / len(y0)
-    return step, data_only, flops_per_image
+    def __init__(self, spec: OurSpec, dataset: Data, dev: torch.device, rank: int = 0, world_size: int = 1):
+        torch.manual_seed(0)
+        self.dev, self.rank, self.world_size = dev, rank, world_size
+        model = create_model(spec.model, **spec.options).to(dev, memory_format=torch.channels_last)
+        self.net = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+        recipe = get_recipe(spec.recipe)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
+        self.precision = spec.precision
+        shard = dict(rank=rank, world_size=world_size, device=dev, channels_last=True)
+        self.batches = cycle(lambda e: dataset.batches("train", spec.batch_size, epoch=e, **shard))
+
+    def step(self) -> None:
+        with record_function(DATA_MARK):
+            x, y = next(self.batches)
+        forward_backward(self.net, x, y, self.dev, self.precision)
+        with record_function(OPTIMIZER_MARK):
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def data_only(self) -> None:
+        next(self.batches)
+
+    def agree(self, done: bool) -> bool:
+        """Rank 0's ``done`` for every process (each steps as long as the others: they meet in every step)."""
+        if self.world_size == 1:
+            return done
+        flag = torch.tensor([float(done)])
+        dist.broadcast(flag, 0)
+        return bool(flag.item())
+
+    def round(self, warmup: int, seconds: float) -> tuple[float, float]:
+        """Seconds per training step, and per batch of the data pipeline alone."""
+        step_seconds = timed_steps(self.step, self.dev, warmup, seconds, 3, self.agree)
+        return step_seconds, timed_steps(self.data_only, self.dev, 1, seconds / 10, 3)
+
+    def profile(self, steps: int) -> dict[str, float] | None:
+        """The share of a step in each of ``PROFILE_CATEGORIES`` over ``steps`` steps (rank 0's; None elsewhere)."""
+        self.step()
+        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        with contextlib.ExitStack() as stack:
+            if self.rank == 0:
+                stack.enter_context(quiet_stderr())
+                stack.enter_context(profiler)
+            sync(self.dev)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                self.step()
+            sync(self.dev)
+            wall = time.perf_counter() - t0
+        return step_shares(profiler.events(), wall) if self.rank == 0 else None
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """The profiler's C++ library writes its start and stop (and a failed GPU probe) to stderr: not to ours."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def ours_in(spec: OurSpec, procs: int, dataset: Data, dev: torch.device):
+    """Our step in this process, or in ``procs`` spawned one-thread processes."""
+    if procs == 1:
+        yield OurStep(spec, dataset, dev)
+        return
+    workers = OurProcesses(spec, procs)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+class OurProcesses:
+    """``procs`` processes that step together, as ``verydeep train --procs N`` runs; rank 0 answers."""
+
+    def __init__(self, spec: OurSpec, procs: int):
+        context = multiprocessing.get_context("spawn")
+        port = free_port()
+        self.pipes, self.children = [], []
+        for rank in range(procs):
+            here, there = context.Pipe()
+            child = context.Process(target=serve, args=(rank, procs, port, spec, there), daemon=True)
+            child.start()
+            self.pipes.append(here)
+            self.children.append(child)
+        self.ask("ready")
+
+    def ask(self, what: str, *args):
+        for pipe in self.pipes:
+            pipe.send((what, *args))
+        answers = []
+        for rank, pipe in enumerate(self.pipes):
+            try:
+                answers.append(pipe.recv())
+            except EOFError:
+                raise RuntimeError(f"bench process {rank} of {len(self.pipes)} died") from None
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        return answers[0]
+
+    def round(self, warmup: int, seconds: float) -> tuple[float, float]:
+        return self.ask("round", warmup, seconds)
+
+    def profile(self, steps: int) -> dict[str, float]:
+        return self.ask("profile", steps)
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+        for child in self.children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+
+
+def serve(rank: int, procs: int, port: int, spec: OurSpec, pipe) -> None:
+    """One of ``OurProcesses``: join the group, build our step, then answer the parent's requests."""
+    os.environ.update(child_environment(rank, procs, port))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    dev = torch.device("cpu")
+    Distributed.from_env().init(dev)
+    try:
+        ours = OurStep(spec, bench_data(spec.data, spec.image_size, get_recipe(spec.recipe)), dev, rank, procs)
+        while (request := pipe.recv()) is not None:
+            what, *args = request
+            try:
+                pipe.send(True if what == "ready" else getattr(ours, what)(*args))
+            except Exception as e:  # told to the parent, which raises it
+                pipe.send(RuntimeError(f"bench process {rank}: {e}"))
+    finally:
+        dist.destroy_process_group()
+
+
+# Where a step's time goes (`bench --profile`), by the profiler's operator names.
+PROFILE_CATEGORIES = ("convolution", "normalisation", "element-wise", "optimizer", "data", "communication", "other")
+PROFILE_STEPS = 10
+DATA_MARK, OPTIMIZER_MARK = "verydeep::data", "verydeep::optimizer"
+
+
+def categorise(name: str) -> str | None:
+    """The category of one profiled operator by its name; None for what is not an operator (autograd's
+    bookkeeping, Python), which counts as "other"."""
+    if name in (DATA_MARK, OPTIMIZER_MARK):
+        return "data" if name == DATA_MARK else "optimizer"
+    if any(word in name for word in ("c10d", "gloo", "allreduce", "all_reduce", "broadcast")):
+        return "communication"
+    if not name.startswith("aten::"):
+        return None
+    if "conv" in name or name in ("aten::linear", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul"):
+        return "convolution"
+    if "batch_norm" in name:
+        return "normalisation"
+    return "element-wise"  # ReLU and its backward, additions, casts, padding, pooling, the loss
+
+
+def step_shares(events, wall: float) -> dict[str, float]:
+    """Each category's share of ``wall`` seconds: the self time of the profiled thread's operators, an operator
+    inside the data or optimizer mark counted there; "other" is the rest of the wall time."""
+    marks = [e for e in events if e.name in (DATA_MARK, OPTIMIZER_MARK)]
+    thread = marks[0].thread if marks else None
+    seconds = dict.fromkeys(PROFILE_CATEGORIES, 0.0)
+    for e in events:
+        if thread is not None and e.thread != thread:
+            continue
+        category, parent = categorise(e.name), e.cpu_parent
+        while parent is not None:
+            if parent.name in (DATA_MARK, OPTIMIZER_MARK):
+                category = categorise(parent.name)
+                break
+            parent = parent.cpu_parent
+        if category is not None:
+            seconds[category] += e.self_cpu_time_total / 1e6
+    seconds["other"] = max(0.0, wall - sum(seconds.values()))
+    total = sum(seconds.values())
+    return {k: v / total for k, v in seconds.items()}
 
 
 def baseline_step(name: str, options: dict, dataset, batch_size: int, workers: int, dev: torch.device, recipe):
@@ -287,18 +519,51 @@ def baseline_loader(dataset, batch_size: int, workers: int, epoch: int, pin: boo
 
 
 def format_result(r: BenchResult) -> str:
+    how = (
+        f"{r.procs} processes x {r.threads_per_proc} thread{'s' if r.threads_per_proc > 1 else ''}, "
+        f"{r.batch_size // r.procs} images each"
+        if r.procs > 1
+        else f"1 process, {r.threads_per_proc} thread{'s' if r.threads_per_proc > 1 else ''}"
+    )
     lines = [
         f"{r.model} on {r.data} ({r.image_size} px), batch {r.batch_size}, {r.device}, {r.precision}, "
         f"median of {r.rounds} rounds",
         f"  ours:      {r.images_per_second:9.1f} img/s  {r.gflops_per_second:8.1f} GFLOP/s "
         f"= {100 * r.fraction_of_peak:.0f}% of the {r.peak_gflops_per_second:.0f} GFLOP/s {r.precision} "
-        f"matrix-multiply peak measured now",
+        f"matrix-multiply peak measured now ({how})",
         f"  data pipeline: {100 * r.data_fraction:.2f}% of a training step",
     ]
     if r.speedup is not None:
         lines.append(
             f"  baseline:  {r.baseline_images_per_second:9.1f} img/s  ({r.baseline_model}, float32, contiguous, "
-            f"DataLoader with per-image PIL transforms, {r.baseline_workers} workers)"
+            f"DataLoader with per-image PIL transforms, {r.baseline_workers} workers, 1 process)"
         )
         lines.append(f"  speedup:   {r.speedup:.2f}x")
+    if r.profile is not None:
+        lines.append(format_profile(r.profile, f"rank 0 of {r.procs}" if r.procs > 1 else "one process"))
     return "\n".join(lines)
+
+
+def format_profile(shares: dict[str, float], whose: str) -> str:
+    """The table of ``bench --profile``: each category's share of a step, with a bar."""
+    lines = [f"  where a step's time goes ({PROFILE_STEPS} steps profiled, {whose}):"]
+    for category, share in shares.items():
+        lines.append(f"    {category:<14} {100 * share:5.1f}%  {'#' * round(40 * share)}")
+    return "\n".join(lines)
+
+
+def profile_chart(r: BenchResult, path: Path) -> Path:
+    """``bench --profile``'s bar chart: the share of a step per category."""
+    from matplotlib.figure import Figure
+
+    categories = list(r.profile)
+    fig = Figure(figsize=(6.4, 3.2))
+    ax = fig.subplots()
+    ax.barh(categories[::-1], [100 * r.profile[c] for c in categories[::-1]], color="tab:blue")
+    ax.set_xlabel("share of a training step (%)")
+    ax.set_title(f"{r.model}, {r.data} {r.image_size} px, batch {r.batch_size}, {r.precision}, "
+                 f"{r.procs} process{'es' if r.procs > 1 else ''}", fontsize=9)  # fmt: skip
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

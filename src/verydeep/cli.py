@@ -213,8 +213,9 @@ def _type_name(hint) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
-    from .bench import bench, format_result
+    from .bench import bench, format_result, profile_chart
 
     result = bench(
         args.model,
@@ -227,9 +228,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         seconds=args.seconds,
         baseline_workers=args.baseline_workers,
+        procs=args.procs,
+        profile=args.profile is not None,
         log=(lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
     print(json.dumps(result.to_dict()) if args.json else format_result(result))
+    if args.profile is not None:
+        chart = profile_chart(result, Path(args.profile))
+        print(f"  chart: {chart}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -439,6 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-workers", type=int, default=0, help="DataLoader workers for the baseline")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     p.add_argument("--seconds", type=float, default=6.0, help="seconds of timed steps per measurement")
+    p.add_argument(
+        "--procs",
+        type=int,
+        help="our processes on a CPU, one thread each share of the batch (default: as `verydeep train` starts, "
+        "one per physical core where the batch divides; $VERYDEEP_PROCS overrides); the baseline stays 1",
+    )
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        const="bench-profile.png",
+        metavar="PNG",
+        help="also profile our step and print the share of its time in convolution, normalisation, element-wise "
+        "operators, the optimizer, data and communication; the bar chart goes to PNG (default bench-profile.png)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     p.set_defaults(func=cmd_bench)
 
