@@ -32,6 +32,7 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 where the hardware has it (CUDA, CPUs with bf16 instructions)
     channels_last: bool = True
     compile: bool = False
+    fuse_norm: bool = False  # BN + ReLU (+ the shortcut's addition) compiled as one region in training
     deterministic: bool = False
     micro_batch: int | None = None  # gradient accumulation: split each step's batch into micro-batches
     init_from: str | None = None  # VGG Sec. 3.1: start from a trained configuration A

@@ -32,7 +32,7 @@ from .device import (
     set_threads,
 )
 from .metrics import evaluate, summarise
-from .models.layers import input_channels, output_classes
+from .models.layers import fuse_normalisation, input_channels, output_classes
 from .progress import Progress
 from .recipes import RECIPES, Recipe
 from .registry import create_model, get_entry, implied_options, is_registered, options_for_data
@@ -339,6 +339,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         if self.cfg.sync_bn and self.dist.enabled:
             model = convert_sync_batchnorm(model, self.device)
+        self.fused_layers = fuse_normalisation(model) if self.cfg.fuse_norm else 0
         return model
 
     def announce(self, setup: Setup, threads: int | None, resumed: bool) -> None:
@@ -346,6 +347,8 @@ class Trainer:
         keeps its length on resume, threads left idle under torchrun."""
         for note in setup.data.notes:
             self.bar.write(f"note: {note}")
+        if self.cfg.fuse_norm and not self.fused_layers:
+            self.bar.write(f"note: --fuse-norm: {self.cfg.model} has no layers ending in BN and ReLU; nothing is fused")
         if setup.copied:
             self.bar.write(f"initialised from {self.cfg.init_from}: {', '.join(setup.copied)}")
         if resumed and self.schedule.total_steps != self.plan.total_steps:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from .layers import SHORTCUT_OPTIONS, Shortcut, conv1x1, conv3x3, make_shortcut
+from .layers import SHORTCUT_OPTIONS, Shortcut, conv1x1, conv3x3, make_shortcut, norm_relu
 
 StrideAt = Literal["1x1", "3x3"]
 
@@ -55,15 +55,13 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width)
         self.bn2 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
         self.shortcut = None if shortcut is None else make_shortcut(shortcut, in_channels, width, stride)
+        self.fused_norm = False  # see fuse_normalisation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return self.relu(out)
+        residual = None if self.shortcut is None else self.shortcut(x)
+        out = norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm)
+        return norm_relu(self.bn2, self.conv2(out), residual, fused=self.fused_norm)
 
 
 class Bottleneck(nn.Module):
@@ -89,16 +87,14 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
         self.shortcut = None if shortcut is None else make_shortcut(shortcut, in_channels, out_channels, stride)
+        self.fused_norm = False  # see fuse_normalisation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return self.relu(out)
+        residual = None if self.shortcut is None else self.shortcut(x)
+        out = norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm)
+        out = norm_relu(self.bn2, self.conv2(out), fused=self.fused_norm)
+        return norm_relu(self.bn3, self.conv3(out), residual, fused=self.fused_norm)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -148,7 +144,7 @@ class ResNet(nn.Module):
             self.conv1 = conv3x3(in_channels, widths[0])
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(widths[0])
-        self.relu = nn.ReLU(inplace=True)
+        self.fused_norm = False  # see fuse_normalisation
 
         Block = BLOCKS[block]
         channels = widths[0]
@@ -180,7 +176,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(last_bn.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm))
         for name in self.stages:
             x = getattr(self, name)(x)
         return x
