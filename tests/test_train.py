@@ -79,6 +79,24 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     assert steps == [r.step for r in RunDir(tmp_path / "straight").read_metrics() if r.train_error is not None]
 
 
+def test_a_signal_while_the_run_is_set_up_stops_it_at_its_first_step_with_a_checkpoint(tmp_path, monkeypatch):
+    # Ctrl-C before the loop has begun (the model being built, the first checkpoint being written) is the
+    # same request to stop as one during it: the run stops at the next step, checkpointed, resumable.
+    from verydeep import train
+
+    def announce_then_signal(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(train.Trainer, "announce", announce_then_signal)
+    cfg = TrainConfig(model="resnet20", data="synthetic", subset=128, val_size=32, iters=4, precision="fp32",
+                      overrides={"batch_size": 32})  # fmt: skip
+    with pytest.raises(Interrupted, match="at step 1/4"):
+        fit(cfg, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+    monkeypatch.undo()
+    assert fit(cfg, tmp_path, resume=True, progress=False).steps == 4
+
+
 @pytest.mark.fashion_mnist
 def test_resume_continues_to_a_new_end_at_the_schedules_final_rate(tmp_path):
     fit(small(epochs=1), tmp_path, progress=False)  # 16 steps: lr 0.1, then 0.01 from step 8, 0.001 from 12

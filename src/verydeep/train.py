@@ -258,13 +258,19 @@ def fit(
     if model is not None:
         check_named_apart(cfg)
     try:
-        with process_settings(cfg.deterministic), run.lock() if dist.is_main else contextlib.nullcontext():
+        # The stop request is armed before anything is set up: a signal that arrives while the model is built
+        # or the first checkpoint written stops the run at its first step, checkpointed, like any other.
+        with (
+            StopSignal() as stop,
+            process_settings(cfg.deterministic),
+            run.lock() if dist.is_main else contextlib.nullcontext(),
+        ):
             threads = set_threads(dist.world_size) if device.type == "cpu" else None
             checkpoint = claim_run_folder(run, cfg, resume, dist)
             setup = resolve(cfg, dist, model, fresh=checkpoint is None)
             trainer = Trainer(cfg, setup, run, dist, device, checkpoint, progress, on_step)
             trainer.announce(setup, threads, checkpoint is not None)
-            return trainer.run()
+            return trainer.run(stop)
     except Interrupted:  # every process stops at the same step, in order
         raise
     except BaseException as error:
@@ -453,14 +459,13 @@ class Trainer:
         self.pending.clear()
 
     # -- the loop ----------------------------------------------------------------------------------------------
-    def run(self) -> Summary:
-        if self.fresh and self.dist.is_main:
-            self.run_dir.save_checkpoint(self.state())  # a last good state exists from the first step on
-        self.net.train()
+    def run(self, stop: StopSignal) -> Summary:
         try:
-            with StopSignal() as stop:
-                while self.step < self.plan.total_steps:
-                    self.train_epoch(stop)
+            if self.fresh and self.dist.is_main:
+                self.run_dir.save_checkpoint(self.state())  # a last good state exists from the first step on
+            self.net.train()
+            while self.step < self.plan.total_steps:
+                self.train_epoch(stop)
         finally:
             self.bar.close()
             if self.tensorboard is not None:
