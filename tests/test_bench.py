@@ -1,6 +1,7 @@
 """`verydeep bench` measures both ways and reports consistent figures (speed itself is never asserted here)."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from verydeep.bench import (
     PROFILE_CATEGORIES,
+    BenchResult,
     PILDataset,
     baseline_loader,
     bench,
@@ -141,3 +143,26 @@ def test_bench_profile_prints_where_a_steps_time_goes_and_draws_it(tmp_path, cap
     assert sum(percents.values()) == pytest.approx(100, abs=0.5) and percents["convolution"] > 0
     assert percents["data"] > 0 and percents["optimizer"] > 0
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"chart: {chart}" in out
+
+
+def test_the_peak_is_measured_on_a_product_that_takes_its_time_and_a_small_peak_still_reads(monkeypatch):
+    # A CPU that emulates bf16 does a 4096-square product in minutes: the side stops growing once one
+    # product takes a quarter of the time given, and a peak below 1 GFLOP/s is printed, not rounded to 0.
+    from verydeep import bench as module
+
+    sides = []
+    real = torch.Tensor.__matmul__
+
+    def slow_matmul(a, b):
+        sides.append(a.shape[0])
+        time.sleep(0.01 * (a.shape[0] // 256) ** 2)  # four times slower each doubling, like a real product
+        return real(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", slow_matmul)
+    peak = module.matmul_peak(torch.device("cpu"), "fp32", seconds=0.1)
+    assert max(sides) == 512 and peak > 0  # 256: 10 ms, under 25 ms; 512: 40 ms, over it
+    monkeypatch.undo()
+    r = BenchResult(model="resnet20", data="synthetic", batch_size=16, image_size=16, device="cpu", precision="bf16",
+                    images_per_second=1.5, gflops_per_second=0.108, peak_gflops_per_second=0.27, fraction_of_peak=0.4,
+                    data_fraction=0.01, train_gflops_per_image=0.072, rounds=1)  # fmt: skip
+    assert "= 40% of the 0.27 GFLOP/s bf16 matrix-multiply peak" in format_result(r)
