@@ -40,7 +40,18 @@ def smoke(tmp_path_factory):
                                    runs_root=root / "runs", jobs=1, seeds=2, log=lambda s: None)  # fmt: skip
         return done[name], root / f"{name}-smoke"
 
+    def reproduce_all_once():
+        from verydeep.experiments import reproduce_all
+
+        if "all" not in done:
+            for name in EXPERIMENTS:
+                reproduce_once(name)  # trained already: reproduce all trains nothing more
+            done["all"] = reproduce_all(list(EXPERIMENTS.values()), "smoke", root=root, jobs=1, seeds=2,
+                                        log=lambda s: None)  # fmt: skip
+        return done["all"]
+
     reproduce_once.root = root
+    reproduce_once.all = reproduce_all_once
     return reproduce_once
 
 
@@ -82,13 +93,9 @@ def test_layer_responses_and_protocols_reuse_the_degradation_runs(smoke):
 
 @pytest.mark.fashion_mnist
 def test_reproduce_all_writes_an_index_with_a_row_per_claim_of_the_ledger(smoke):
-    from verydeep.experiments import reproduce_all
     from verydeep.experiments.claims import CLAIMS
 
-    for name in EXPERIMENTS:
-        smoke(name)  # trained already: reproduce all trains nothing more
-    done, index = reproduce_all(list(EXPERIMENTS.values()), "smoke", root=smoke.root, jobs=1, seeds=2,
-                                log=lambda s: None)  # fmt: skip
+    done, index = smoke.all()
     saved = json.loads((smoke.root / "index.json").read_text())
     assert [c["key"] for c in saved["claims"]] == [c.key for c in CLAIMS]
     assert sum(saved["counts"].values()) == len(CLAIMS)
@@ -111,9 +118,7 @@ def test_reproduce_all_writes_an_index_with_a_row_per_claim_of_the_ledger(smoke)
 def test_the_readmes_results_are_written_from_the_index_and_nothing_else_changes(smoke, tmp_path):
     import runpy
 
-    from verydeep.experiments import reproduce_all
-
-    reproduce_all(list(EXPERIMENTS.values()), "smoke", root=smoke.root, jobs=1, seeds=2, log=lambda s: None)
+    smoke.all()
     tool = runpy.run_path(str(Path(__file__).parent.parent / "tools" / "readme_results.py"))
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nbefore\n{tool['BEGIN']}\nstale\n{tool['END']}\nafter\n")
