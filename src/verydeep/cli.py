@@ -192,8 +192,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=S,
         help="processes for this run on a CPU, one thread each, every one training on its share of each batch "
-        "(measured faster than threads; default: one per physical core where the batch divides evenly, a "
-        "resumed run's own count; 1 keeps to one process; on a GPU 1, use torchrun)",
+        "(default: on an Intel CPU one per physical core where the batch divides evenly, measured faster than "
+        "threads there; elsewhere 1, one process with a thread per core; a resumed run's own count; on a GPU 1, "
+        "use torchrun)",
     )
     g.add_argument(
         "--sync-bn", action="store_true", default=S, help="BatchNorm over the whole batch, not each process's share"
@@ -457,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--procs",
         type=int,
         help="our processes on a CPU, one thread each share of the batch (default: as `verydeep train` starts, "
-        "one per physical core where the batch divides; $VERYDEEP_PROCS overrides); the baseline stays 1",
+        "one per physical core on an Intel CPU where the batch divides, else 1; $VERYDEEP_PROCS overrides); "
+        "the baseline stays 1",
     )
     p.add_argument(
         "--profile",

@@ -83,17 +83,40 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    lines = text.split("\n\n")[0].splitlines()
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+
+
+def cpu_vendor() -> str:
+    """'GenuineIntel', 'AuthenticAMD', ... as the kernel reports it, or '' where it does not."""
+    return cpu_fields().get("vendor_id", "")
+
+
+def cpu_procs(batch_size: int) -> int:
+    """The processes one run trains in on this CPU by default: one per physical core (one thread each, each
+    with its share of the batch) on an Intel CPU where the batch divides evenly among them, else one process
+    with a thread per core. Measured on 2 cores (see the README): processes 15-20% faster than threads on an
+    Intel Xeon, no faster on an AMD Zen 3, 20% slower on a Zen 5."""
+    if cpu_vendor() != "GenuineIntel":
+        return 1
+    cores = physical_cores()
+    return cores if cores > 1 and batch_size % cores == 0 else 1
+
+
 def cpu_name() -> str:
     """The CPU as the kernel reports it, with its family and model (a virtual machine may name only the
     vendor: 'AMD EPYC, family 25 model 17' is a Zen 4), else the architecture."""
     import platform
 
-    try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)  # fmt: skip
-    except OSError:
+    fields = cpu_fields()
+    if not fields:
         return platform.processor() or platform.machine()
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
     name = fields.get("model name") or platform.machine()
     if "cpu family" in fields and "model" in fields:
         name += f", family {fields['cpu family']} model {fields['model']}"

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .device import physical_cores, pick_device
+from .device import cpu_procs, physical_cores, pick_device
 
 # A process that fails leaves the others waiting in a collective: they are stopped this long after it.
 GRACE_SECONDS = 10.0
@@ -115,8 +115,8 @@ def wait_all(children: list[subprocess.Popen], poll: float) -> list[int]:
 
 def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
     """How many processes train ``cfg``: ``given`` (--procs) if any, else $VERYDEEP_PROCS; a resumed run its
-    own count; else one per physical core on a CPU where the batch divides evenly among them (measured faster
-    than threads: see the README), and 1 on a GPU, where torchrun starts processes."""
+    own count; else on a CPU ``cpu_procs`` (one per core where that measured faster), and 1 on a GPU, where
+    torchrun starts the processes."""
     if given is not None:
         if given < 1:
             raise ValueError(f"--procs must be at least 1, not {given}")
@@ -132,5 +132,4 @@ def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
         return run.world_size if run.device == "cpu" else 1
     if pick_device(cfg.device).type != "cpu":
         return 1
-    cores = physical_cores()
-    return cores if cores > 1 and cfg.resolved_recipe().batch_size % cores == 0 else 1
+    return cpu_procs(cfg.resolved_recipe().batch_size)
