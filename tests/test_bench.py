@@ -155,12 +155,12 @@ def test_the_peak_is_measured_on_a_product_that_takes_its_time_and_a_small_peak_
 
     def slow_matmul(a, b):
         sides.append(a.shape[0])
-        time.sleep(0.01 * (a.shape[0] // 256) ** 2)  # four times slower each doubling, like a real product
+        time.sleep(0.015 * (a.shape[0] // 256) ** 2)  # four times slower each doubling, like a real product
         return real(a, b)
 
     monkeypatch.setattr(torch.Tensor, "__matmul__", slow_matmul)
-    peak = module.matmul_peak(torch.device("cpu"), "fp32", seconds=0.1)
-    assert max(sides) == 512 and peak > 0  # 256: 10 ms, under 25 ms; 512: 40 ms, over it
+    peak = module.matmul_peak(torch.device("cpu"), "fp32", seconds=0.2)
+    assert max(sides) == 512 and peak > 0  # 256: 15 ms, well under 50 ms; 512: 60 ms, over it
     monkeypatch.undo()
     r = BenchResult(model="resnet20", data="synthetic", batch_size=16, image_size=16, device="cpu", precision="bf16",
                     images_per_second=1.5, gflops_per_second=0.108, peak_gflops_per_second=0.27, fraction_of_peak=0.4,

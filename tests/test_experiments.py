@@ -1,5 +1,6 @@
 """Every experiment's smoke preset runs end to end, and an interrupted reproduction continues where it stopped."""
 
+import functools
 import json
 import os
 import re
@@ -40,15 +41,13 @@ def smoke(tmp_path_factory):
                                    runs_root=root / "runs", jobs=1, seeds=2, log=lambda s: None)  # fmt: skip
         return done[name], root / f"{name}-smoke"
 
+    @functools.cache
     def reproduce_all_once():
         from verydeep.experiments import reproduce_all
 
-        if "all" not in done:
-            for name in EXPERIMENTS:
-                reproduce_once(name)  # trained already: reproduce all trains nothing more
-            done["all"] = reproduce_all(list(EXPERIMENTS.values()), "smoke", root=root, jobs=1, seeds=2,
-                                        log=lambda s: None)  # fmt: skip
-        return done["all"]
+        for name in EXPERIMENTS:
+            reproduce_once(name)  # trained already: reproduce all trains nothing more
+        return reproduce_all(list(EXPERIMENTS.values()), "smoke", root=root, jobs=1, seeds=2, log=lambda s: None)
 
     reproduce_once.root = root
     reproduce_once.all = reproduce_all_once
