@@ -16,13 +16,13 @@ matrix product in the engine's precision, measured in the same run.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import torch
@@ -42,6 +42,7 @@ from .data.base import Data
 from .device import Distributed, autocast, cpu_procs, physical_cores, pick_device, resolve_precision, set_threads
 from .launch import child_environment, free_port
 from .models.layers import fuse_normalisation
+from .processes import TICK, Family
 from .recipes import Recipe, get_recipe
 from .registry import create_model, get_entry, options_for_data
 from .train import forward_backward
@@ -372,38 +373,47 @@ def ours_in(spec: OurSpec, procs: int, dataset: Data, dev: torch.device):
     if procs == 1:
         yield OurStep(spec, dataset, dev)
         return
-    workers = OurProcesses(spec, procs)
-    try:
-        yield workers
-    finally:
-        workers.close()
+    with Family() as family:
+        workers = OurProcesses(spec, procs, family)
+        try:
+            yield workers
+        finally:
+            workers.close()
 
 
 class OurProcesses:
-    """``procs`` processes that step together, as ``verydeep train --procs N`` runs; rank 0 answers."""
+    """``procs`` processes that step together, as ``verydeep train --procs N`` runs; rank 0 answers. They are a
+    ``processes.Family``: they stop if this process dies, and one that dies is named at once, not waited on."""
 
-    def __init__(self, spec: OurSpec, procs: int):
-        context = multiprocessing.get_context("spawn")
+    def __init__(self, spec: OurSpec, procs: int, family: Family):
         port = free_port()
-        self.pipes, self.children = [], []
+        self.family = family
+        self.pipes = []
         for rank in range(procs):
-            here, there = context.Pipe()
-            child = context.Process(target=serve, args=(rank, procs, port, spec, there), daemon=True)
-            child.start()
+            here, there = self.family.context.Pipe()
+            self.family.function(f"bench process {rank} of {procs}", serve, (rank, procs, port, spec, there))
+            there.close()
             self.pipes.append(here)
-            self.children.append(child)
         self.ask("ready")
 
     def ask(self, what: str, *args):
         for pipe in self.pipes:
             pipe.send((what, *args))
-        answers = []
-        for rank, pipe in enumerate(self.pipes):
-            try:
-                answers.append(pipe.recv())
-            except EOFError:
-                raise RuntimeError(f"bench process {rank} of {len(self.pipes)} died") from None
-        for answer in answers:
+        answers: dict[int, object] = {}
+        sentinels = {child.sentinel: child for child in self.family.children}
+        while len(answers) < len(self.pipes):
+            waiting = [pipe for rank, pipe in enumerate(self.pipes) if rank not in answers]
+            ready = wait(waiting + list(sentinels), timeout=TICK)
+            for rank, pipe in enumerate(self.pipes):
+                if pipe in ready and rank not in answers:
+                    with contextlib.suppress(EOFError):
+                        answers[rank] = pipe.recv()
+            dead = [child for sentinel, child in sentinels.items() if sentinel in ready]
+            if dead:  # a process that died leaves the others waiting in a collective: stop at once
+                child = dead[0]
+                child.wait(TICK)
+                raise RuntimeError(child.ending().describe() if child.poll() is not None else f"{child.name} died")
+        for answer in answers.values():
             if isinstance(answer, Exception):
                 raise answer
         return answers[0]
@@ -418,10 +428,8 @@ class OurProcesses:
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
                 pipe.send(None)
-        for child in self.children:
-            child.join(timeout=30)
-            if child.is_alive():
-                child.kill()
+        for child in self.family.children:
+            child.wait(30)  # what has not ended by then, the family kills
 
 
 def serve(rank: int, procs: int, port: int, spec: OurSpec, pipe) -> None:

@@ -84,7 +84,7 @@ def default_out(model: str, data: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from .device import Distributed
     from .launch import launch, procs_for
-    from .train import Interrupted, NonFiniteLoss, fit
+    from .train import CheckpointNotWritten, Interrupted, NonFiniteLoss, fit
 
     cfg = train_config(args)
     out = getattr(args, "out", None) or default_out(cfg.model, cfg.data)
@@ -100,6 +100,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteLoss as e:
         print(f"verydeep train: error: {e}", file=sys.stderr)
         return 3
+    except CheckpointNotWritten as e:
+        print(f"verydeep train: error: {e}", file=sys.stderr)
+        return 4
     if Distributed.from_env().is_main:
         print(summary.describe())
         print(f"run folder: {out}")
@@ -592,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .processes import tie_from_environment, write_traceback
+
+    tie_from_environment()  # a process that `train --procs` started stops when the command does
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what --procs starts each process with
@@ -600,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"verydeep {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception:
+        import traceback
+
+        if write_traceback(traceback.format_exc()):  # a started process: its parent reports it, once
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -13,20 +13,13 @@ ResNet paper's two GPUs of 64 images each for CIFAR-10); ``--sync-bn`` normalise
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from .device import cpu_procs, physical_cores, pick_device
-
-# A process that fails leaves the others waiting in a collective: they are stopped this long after it.
-GRACE_SECONDS = 10.0
+from .processes import Family
 
 
 def free_port() -> int:
@@ -54,63 +47,42 @@ def child_environment(rank: int, procs: int, port: int) -> dict[str, str]:
     return env
 
 
-def launch(argv: list[str], procs: int, poll: float = 0.2) -> int:
-    """``verydeep ARGV`` in ``procs`` processes; the exit status is the first failure's, else 0.
+def launch(argv: list[str], procs: int) -> int:
+    """``verydeep ARGV`` in ``procs`` processes; the exit status is 0 when all finished.
 
-    SIGINT and SIGTERM are passed on to every process (which then checkpoint at the same step and stop); a
-    process that fails gets the others stopped, so that none waits on it for the collective timeout.
+    SIGINT and SIGTERM are passed on to every process (which then checkpoint at the same step and stop). When
+    one process ends badly the others are stopped (see ``processes.Family``) and one line names it and how it
+    ended; should this process die, the others stop by themselves at a checkpoint.
     """
     port = free_port()
     command = [sys.executable, "-m", "verydeep", *argv]
-    with contextlib.ExitStack() as stack:
-        # Rank 0 speaks (progress, summary, errors); the others' stderr is shown only if they alone failed.
-        # Each child has a session of its own, so that a Ctrl-C reaches it once, from here, not also from the
-        # terminal (a second signal means "stop now, without a checkpoint").
-        others = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(procs - 1)]
-        children = [
-            subprocess.Popen(
-                command,
-                env=child_environment(r, procs, port),
-                stderr=None if r == 0 else others[r - 1],
-                start_new_session=True,
-            )
-            for r in range(procs)
-        ]
-        codes = wait_all(children, poll)
-        if codes[0] <= 0:  # rank 0 finished or was stopped from here: a failure elsewhere is told in its words
-            for rank, (code, err) in enumerate(zip(codes[1:], others), start=1):
-                if code != 0:
-                    err.seek(0)
-                    lines = err.read().decode(errors="replace").strip().splitlines()
-                    last = lines[-1] if lines else f"exit status {code}"
-                    print(f"verydeep train: process {rank} of {procs} failed: {last}", file=sys.stderr)
-    return next((code for code in codes if code > 0), next((code for code in codes if code != 0), 0))
+    with Family() as family:
+        # Rank 0 speaks (progress, summary, its own errors); the others' stderr is read only for their last line.
+        for rank in range(procs):
+            family.command(f"process {rank} of {procs}", command, child_environment(rank, procs, port), rank > 0)
+        endings = family.wait()
+        culprit, cause = family.culprit, family.cause
+        if cause is not None:
+            trace = culprit.traceback()  # an error it did not expect: shown whole, once
+            if trace:
+                print(trace, file=sys.stderr)
+            if culprit is not family.children[0] or cause.code < 0 or trace:  # else rank 0 said it itself
+                print(
+                    f"verydeep train: {cause.describe()}; the other processes were stopped. {what_next(argv)}",
+                    file=sys.stderr,
+                )
+            return cause.exit_status
+    return next((e.exit_status for e in endings if e.code != 0), 0)
 
 
-def wait_all(children: list[subprocess.Popen], poll: float) -> list[int]:
-    """Every child's exit status, passing SIGINT and SIGTERM on meanwhile; once one has failed, the rest are
-    given ``GRACE_SECONDS`` to finish and then killed."""
+def what_next(argv: list[str]) -> str:
+    """After a failure: how to continue the run whose command line is ``argv``."""
+    from .runs import RunDir
 
-    def forward(signum, frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    failed_at = None
-    try:
-        while any(child.poll() is None for child in children):
-            if failed_at is None and any(child.returncode not in (None, 0) for child in children):
-                failed_at = time.monotonic()
-            if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
-                for child in children:
-                    if child.poll() is None:
-                        child.kill()
-            time.sleep(poll)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return [child.returncode for child in children]
+    out = argv[len(argv) - argv[::-1].index("--out")] if "--out" in argv else None
+    if out is not None and RunDir(out).checkpoint.exists():
+        return f"Its last checkpoint is kept: `verydeep train --out {out} --resume` continues it"
+    return "No checkpoint had been written yet: run the same command again"
 
 
 def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:

@@ -1,4 +1,8 @@
-"""SIGINT and SIGTERM as a request to stop: the loop saves its checkpoint at the next step, then stops."""
+"""SIGINT and SIGTERM as a request to stop: the loop saves its checkpoint at the next step, then stops.
+
+A second Ctrl-C (SIGINT) means "stop now, without a checkpoint". SIGTERM never escalates: a process whose
+parent died may be sent it twice (by the kernel and by its own watch on the parent), and it must still stop at
+a checkpoint."""
 
 from __future__ import annotations
 
@@ -20,9 +24,9 @@ class StopSignal:
         return self
 
     def handle(self, signum, frame):
-        if self.received is not None:  # a second signal: stop now
+        if self.received == signal.SIGINT and signum == signal.SIGINT:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self.received = signum
+        self.received = self.received or signum
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():

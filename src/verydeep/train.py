@@ -68,6 +68,10 @@ class Interrupted(Exception):
         self.reason, self.command = reason, command
 
 
+class CheckpointNotWritten(Exception):
+    """The run folder could not be written (a full disk, say); the last checkpoint written is kept."""
+
+
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
@@ -337,6 +341,7 @@ class Trainer:
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
         self.window_t0 = time.perf_counter()
         self.fresh = checkpoint is None
+        self.saved_step = None if checkpoint is None else self.step  # the step of the last checkpoint written
 
     def place(self, model: nn.Module) -> nn.Module:
         """The network on the device, in the memory format and BatchNorm the config asks for."""
@@ -429,14 +434,34 @@ class Trainer:
     def save(self) -> None:
         """Write the metrics gathered so far, then the checkpoint (rank 0 only); never weights that a non-finite
         loss has touched: the last good checkpoint stays."""
-        self.flush_metrics()
+        try:
+            self.flush_metrics()
+        except OSError as error:
+            raise self.not_written(error) from None
         bad = int(self.first_bad)
         if bad < 0 and not self.weights_finite():
             bad = self.step - 1  # an update overflowed the weights before any loss showed it
         if bad >= 0:
             raise self.non_finite(f"the loss became non-finite at step {bad + 1}")
-        if self.dist.is_main:
+        self.write_checkpoint()
+
+    def write_checkpoint(self) -> None:
+        """checkpoint.pt, atomically (rank 0 only): a write that fails, for a full disk say, leaves the last one
+        whole and stops the run with one line saying so."""
+        if not self.dist.is_main:
+            return
+        try:
             self.run_dir.save_checkpoint(self.state())
+        except OSError as error:
+            raise self.not_written(error) from None
+        self.saved_step = self.step
+
+    def not_written(self, error: OSError) -> CheckpointNotWritten:
+        kept = f"the checkpoint of step {self.saved_step} is kept" if self.saved_step is not None else "none is kept"
+        return CheckpointNotWritten(
+            f"could not write the run folder {self.run_dir.path} at step {self.step}: {error.strerror or error}; "
+            f"{kept}. Free some space, then `verydeep train --out {self.run_dir.path} --resume` continues"
+        )
 
     def non_finite(self, what: str) -> NonFiniteLoss:
         return NonFiniteLoss(
@@ -461,8 +486,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------------------
     def run(self, stop: StopSignal) -> Summary:
         try:
-            if self.fresh and self.dist.is_main:
-                self.run_dir.save_checkpoint(self.state())  # a last good state exists from the first step on
+            if self.fresh:
+                self.write_checkpoint()  # a last good state exists from the first step on
             self.net.train()
             while self.step < self.plan.total_steps:
                 self.train_epoch(stop)

@@ -3,6 +3,7 @@ per core, each calling ``fit``), each run ending in an ``Outcome`` that says how
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -19,6 +20,7 @@ import torch
 
 from ..config import TrainConfig
 from ..device import physical_cores
+from ..processes import STOP_DEADLINE, Child, Family, ending_words
 from ..registry import get_entry
 from ..runs import RunDir
 from ..signals import StopSignal
@@ -91,10 +93,10 @@ def default_jobs(device: str = "auto") -> int:
 
 
 def work(config: TrainConfig, folder: Path, threads: int, report) -> None:
-    """A worker process: train one run on ``threads`` threads, printing into the run's train.log, and send its
-    ``Outcome`` through ``report``. In a session of its own, a Ctrl-C at the terminal reaches only the parent,
-    which passes one SIGINT on to each worker (a second would stop a worker before its checkpoint is saved)."""
-    os.setsid()
+    """A worker process (started by ``processes.Family``: in a session of its own, stopped at a checkpoint
+    should the parent die): train one run on ``threads`` threads, printing into the run's train.log, and send
+    its ``Outcome`` through ``report``. A Ctrl-C at the terminal reaches only the parent, which passes one SIGINT
+    on to each worker (a second would stop a worker before its checkpoint is saved)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)  # set_threads leaves an explicit setting alone
     torch.set_num_threads(threads)
     with open(RunDir(folder).log, "a", buffering=1) as out:
@@ -107,32 +109,32 @@ def work(config: TrainConfig, folder: Path, threads: int, report) -> None:
             outcome = Outcome("failed", f"{type(error).__name__}: {error}")
         sys.stdout.flush()
         sys.stderr.flush()
-    report.send(outcome)
+    with contextlib.suppress(OSError):  # a parent that died hears nothing; the checkpoint is what counts
+        report.send(outcome)
 
 
 @dataclass
 class Job:
     spec: RunSpec
     folder: Path
-    process: multiprocessing.process.BaseProcess
+    child: Child
     report: multiprocessing.connection.Connection
-    signalled: bool = False
 
     def stop(self) -> None:
         """Ask the worker, once, to save its checkpoint and stop."""
-        if not self.signalled and self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGINT)
-        self.signalled = True
+        if signal.SIGINT not in self.child.signalled:
+            self.child.send(signal.SIGINT)
 
 
 class Workers:
-    """Runs trained side by side, ``jobs`` at a time, in worker processes (spawned: a fresh interpreter, never
-    a fork of this one's threads). A signal to this process stops every worker at a checkpoint; so does a
-    worker's failure. Either raises once all workers have ended, so that none is left orphaned."""
+    """Runs trained side by side, ``jobs`` at a time, in worker processes (``processes.Family``: a fresh
+    interpreter each, stopped at a checkpoint if this process dies). A signal to this process stops every worker
+    at a checkpoint; so does a worker's failure. Either raises once all workers have ended, so that none is left
+    running."""
 
     def __init__(self, jobs: int, threads: int, log: Callable[[str], None]):
         self.jobs, self.threads, self.log = jobs, threads, log
-        self.context = multiprocessing.get_context("spawn")
+        self.family = Family()
         self.running: list[Job] = []
         self.outcomes: dict[str, Outcome] = {}
         self.logs: dict[str, Path] = {}
@@ -140,7 +142,7 @@ class Workers:
     def train(self, todo) -> None:
         waiting = list(todo)
         last_status = time.perf_counter()
-        with StopSignal() as stop:
+        with StopSignal() as stop, self.family:
             try:
                 while waiting or self.running:
                     stopping = stop.received is not None or any(o.status != "finished" for o in self.outcomes.values())
@@ -154,22 +156,21 @@ class Workers:
                     if self.running and time.perf_counter() - last_status > STATUS_EVERY:
                         self.log("; ".join(f"{job.spec.label} {progress(job.folder)}" for job in self.running))
                         last_status = time.perf_counter()
-            finally:  # an error here, or a second signal: the workers still stop at a checkpoint
-                for job in self.running:
+            finally:  # an error here, or a second signal: the workers still stop at a checkpoint (or are
+                for job in self.running:  # killed, after the family's grace, on leaving it)
                     job.stop()
                 for job in self.running:
-                    job.process.join()
+                    job.child.wait(STOP_DEADLINE)
         self.raise_for_outcomes(stop.received is not None)
 
     def start(self, spec: RunSpec, config: TrainConfig, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         verb = "resuming" if RunDir(folder).checkpoint.exists() else "training"
         self.log(f"{spec.label}: {verb} {config.model} in {folder} (log: {RunDir(folder).log})")
-        receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=work, args=(config, folder, self.threads, send), name=spec.label)
-        process.start()
+        receive, send = self.family.context.Pipe(duplex=False)
+        child = self.family.function(spec.label, work, (config, folder, self.threads, send))
         send.close()  # the worker holds the sending end: its death without a word reads as end-of-file
-        self.running.append(Job(spec, folder, process, receive))
+        self.running.append(Job(spec, folder, child, receive))
 
     def collect(self, timeout: float) -> None:
         """Record the outcome of each worker that has ended."""
@@ -178,9 +179,12 @@ class Workers:
             try:
                 outcome = job.report.recv()
             except EOFError:  # killed (out of memory, SIGKILL) before it could say
-                job.process.join()
-                outcome = Outcome("failed", f"the worker died (exit code {job.process.exitcode})")
-            job.process.join()
+                job.child.wait(STOP_DEADLINE)
+                code = job.child.poll()
+                outcome = Outcome(
+                    "failed", f"its worker {ending_words(code) if code is not None else 'stopped answering'}"
+                )
+            job.child.wait(STOP_DEADLINE)
             self.running.remove(job)
             self.outcomes[job.spec.label] = outcome
             self.logs[job.spec.label] = RunDir(job.folder).log
