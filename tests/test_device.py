@@ -166,33 +166,23 @@ def test_synchronised_batchnorm_on_two_processes_is_batchnorm_on_the_global_batc
         torch.testing.assert_close(r["running_var"], reference.running_var, **close)
 
 
-@pytest.mark.parametrize(
-    ("vendor", "cores", "batch", "procs"),
-    [
-        ("GenuineIntel", 2, 128, 2),  # measured faster than two threads on a Xeon
-        ("GenuineIntel", 2, 15, 1),  # the batch does not split evenly
-        ("GenuineIntel", 1, 128, 1),
-        ("AuthenticAMD", 2, 128, 1),  # no faster on a Zen 3, slower on a Zen 5
-        ("", 4, 128, 1),  # a CPU that does not say
-    ],
-)
-def test_a_run_takes_a_process_per_core_only_where_that_measured_faster(monkeypatch, vendor, cores, batch, procs):
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_a_run_takes_one_process_unless_asked_for_more(monkeypatch, cores):
+    # one process per core measured faster on one Xeon only, slower or level on an AMX Xeon, a Zen 3 and a Zen 5
     from verydeep.launch import procs_for
     from verydeep.train import TrainConfig
 
-    monkeypatch.setattr(device, "cpu_vendor", lambda: vendor)
     monkeypatch.setattr(device, "physical_cores", lambda: cores)
     monkeypatch.delenv("VERYDEEP_PROCS", raising=False)
-    assert device.cpu_procs(batch) == procs
-    cfg = TrainConfig(model="resnet20", data="synthetic", device="cpu", overrides={"batch_size": batch})
-    assert procs_for(None, cfg, "unused", resume=False) == procs
+    cfg = TrainConfig(model="resnet20", data="synthetic", device="cpu", overrides={"batch_size": 128})
+    assert procs_for(None, cfg, "unused", resume=False) == 1
     assert procs_for(3, cfg, "unused", resume=False) == 3  # --procs is obeyed
 
 
-def test_the_cpu_vendor_is_read_from_the_first_processor(monkeypatch, tmp_path):
+def test_the_cpu_is_read_from_the_first_processor(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
     first = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
-    info.write_text(first + "\nprocessor\t: 1\nvendor_id\t: X\n")
+    info.write_text(first + "\nprocessor\t: 1\nvendor_id\t: X\nmodel name\t: Other\n")
     real = device.Path
     monkeypatch.setattr(device, "Path", lambda p: info if p == "/proc/cpuinfo" else real(p))
-    assert device.cpu_vendor() == "AuthenticAMD" and device.cpu_name() == "AMD EPYC"
+    assert device.cpu_fields()["vendor_id"] == "AuthenticAMD" and device.cpu_name() == "AMD EPYC"

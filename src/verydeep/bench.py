@@ -5,7 +5,7 @@ channels_last, and the precision ``auto`` picks (bf16 autocast where the hardwar
 Baseline: torchvision's model where one exists (else ours), float32, contiguous, and a torchvision DataLoader
 whose dataset makes a PIL image of each sample and applies per-image transforms for the same augmentation.
 
-On a CPU ours runs as the processes ``verydeep train`` would start (``cpu_procs``: one thread each,
+On a CPU ours runs as the processes ``verydeep train`` would start (``--procs N``: one thread each,
 DistributedDataParallel over gloo, each with its share of the batch; ``procs`` chooses), and their img/s is the
 whole machine's; the baseline is one process using every core's threads, as a plain script is.
 The two alternate round by round and the medians are reported, so drift in the machine's speed hits both.
@@ -39,7 +39,7 @@ from torchvision.transforms.v2.functional import to_pil_image
 from .data import load_data
 from .data.augment import PADDING
 from .data.base import Data
-from .device import Distributed, autocast, cpu_procs, physical_cores, pick_device, resolve_precision, set_threads
+from .device import CPU_PROCS, Distributed, autocast, physical_cores, pick_device, resolve_precision, set_threads
 from .launch import child_environment, free_port
 from .models.layers import fuse_normalisation
 from .processes import TICK, Family
@@ -230,11 +230,11 @@ def bench(
 
 def bench_procs(procs: int | None, dev: torch.device, batch_size: int) -> int:
     """Our processes: as many as ``verydeep train`` would start for this batch (``procs`` or $VERYDEEP_PROCS if
-    given, else ``cpu_procs`` on a CPU), one on a GPU."""
+    given, else ``CPU_PROCS`` on a CPU), one on a GPU."""
     if procs is None and os.environ.get("VERYDEEP_PROCS"):
         procs = int(os.environ["VERYDEEP_PROCS"])
     if procs is None:
-        procs = cpu_procs(batch_size) if dev.type == "cpu" else 1
+        procs = CPU_PROCS if dev.type == "cpu" else 1
     if procs < 1:
         raise ValueError(f"--procs must be at least 1, not {procs}")
     if procs > 1 and dev.type != "cpu":

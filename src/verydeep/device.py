@@ -93,20 +93,11 @@ def cpu_fields() -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
 
 
-def cpu_vendor() -> str:
-    """'GenuineIntel', 'AuthenticAMD', ... as the kernel reports it, or '' where it does not."""
-    return cpu_fields().get("vendor_id", "")
-
-
-def cpu_procs(batch_size: int) -> int:
-    """The processes one run trains in on this CPU by default: one per physical core (one thread each, each
-    with its share of the batch) on an Intel CPU where the batch divides evenly among them, else one process
-    with a thread per core. Measured on 2 cores (see the README): processes 15-20% faster than threads on an
-    Intel Xeon, no faster on an AMD Zen 3, 20% slower on a Zen 5."""
-    if cpu_vendor() != "GenuineIntel":
-        return 1
-    cores = physical_cores()
-    return cores if cores > 1 and batch_size % cores == 0 else 1
+# The processes one run trains in on a CPU by default: one, with a thread per core. Two one-thread processes
+# measured 15-20% faster on one 2-core Intel Xeon, but not on a Xeon with AMX (one process ahead in 3 of 4
+# alternating pairs), nor on an AMD Zen 3 (level) or a Zen 5 (one process ahead in 11 of 12 pairs): the gain is
+# not the CPU family's, so ``--procs N`` asks for it where ``bench --procs`` shows it (README).
+CPU_PROCS = 1
 
 
 def cpu_name() -> str:

@@ -18,7 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .device import cpu_procs, physical_cores, pick_device
+from .device import CPU_PROCS, physical_cores, pick_device
 from .processes import Family
 
 
@@ -87,8 +87,8 @@ def what_next(argv: list[str]) -> str:
 
 def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
     """How many processes train ``cfg``: ``given`` (--procs) if any, else $VERYDEEP_PROCS; a resumed run its
-    own count; else on a CPU ``cpu_procs`` (one per core where that measured faster), and 1 on a GPU, where
-    torchrun starts the processes."""
+    own count; else on a CPU ``CPU_PROCS`` (one: see there why), and 1 on a GPU, where torchrun starts the
+    processes."""
     if given is not None:
         if given < 1:
             raise ValueError(f"--procs must be at least 1, not {given}")
@@ -104,4 +104,4 @@ def procs_for(given: int | None, cfg, out: str, resume: bool) -> int:
         return run.world_size if run.device == "cpu" else 1
     if pick_device(cfg.device).type != "cpu":
         return 1
-    return cpu_procs(cfg.resolved_recipe().batch_size)
+    return CPU_PROCS
