@@ -334,3 +334,71 @@ def test_a_failing_worker_is_named_with_its_error_and_its_log(tmp_path):
     with pytest.raises(ExperimentFailed, match=r"run-0 failed: .*cifar.*run-0/train.log"):
         workers.Workers(2, 1, lambda line: None).train([(spec, config, folder)])
     assert "Traceback" in RunDir(folder).log.read_text()
+
+
+def planted(claim, i: int):
+    """Values for claim number ``i`` of the ledger that decide it one way, in turn reproduced, contradicted,
+    inconclusive, with a mean of its own (0.1 + 0.003 i) on side a, so that each row can be told apart."""
+    outcome = ("reproduced", "contradicted", "inconclusive")[i % 3]
+    a = [0.1 + 0.003 * i + e for e in (-0.0005, 0.0, 0.0005)]
+    gap = {"lower": 0.2, "higher": -0.2, "equivalent": 0.0}[claim.relation]
+    if outcome == "contradicted":
+        gap = -gap if claim.relation != "equivalent" else 10 * (claim.margin or 0.01)
+    b = [x + gap for x in a]
+    if outcome == "inconclusive":
+        b = [a[0] - 0.3, a[1], a[2] + 0.3]
+    return outcome, a, b
+
+
+@pytest.mark.fashion_mnist
+def test_every_rendered_row_carries_its_own_claims_verdict(smoke, tmp_path):
+    # index.md, report.md and the README's table from planted verdicts of mixed outcomes: a verdict moved onto
+    # another claim's row (its mark, or its numbers) is caught in each of the three
+    import dataclasses
+    import runpy
+
+    from verydeep.evidence import decide
+    from verydeep.experiments.base import Verdict
+    from verydeep.experiments.claims import CLAIMS
+    from verydeep.experiments.report import MARKS, write_experiment, write_index
+
+    done, _ = smoke.all()
+    order = {c.key: i for i, c in enumerate(CLAIMS)}
+    expected, remade = {}, []
+    for r in done:
+        verdicts = []
+        for v in r.verdicts:
+            if v.outcome == "not tested":
+                verdicts.append(v)
+                expected[v.claim.key] = ("not tested", None)
+                continue
+            outcome, a, b = planted(v.claim, order[v.claim.key])
+            got, difference = decide(a, b, v.claim.relation, v.claim.margin)
+            assert got == outcome, v.claim.key  # the planted values decide as meant
+            verdicts.append(Verdict(v.claim, v.a, v.b, got, difference, tuple(a), tuple(b), v.quantity))
+            expected[v.claim.key] = (got, v.quantity.format(difference.mean_a))
+        remade.append(dataclasses.replace(r, verdicts=verdicts))
+    assert {o for o, _ in expected.values()} == set(MARKS)
+    root = tmp_path / "reproductions"
+    for r in remade:
+        (root / r.experiment.name).mkdir(parents=True)
+        write_experiment(root / r.experiment.name, r)
+    index_md, index_json = write_index(root, remade, "smoke")
+    tool = runpy.run_path(str(Path(__file__).parent.parent / "tools" / "readme_results.py"))
+    readme = tool["section"](json.loads(index_json.read_text()))
+    reports = "\n".join((root / r.experiment.name / "report.md").read_text() for r in remade)
+
+    def line_of(text: str, claim) -> str:
+        lines = [line for line in text.splitlines() if claim.statement in line and claim.source in line]
+        assert len(lines) == 1, (claim.key, lines)
+        return lines[0]
+
+    for claim in CLAIMS:
+        outcome, mean_a = expected[claim.key]
+        for name, text in (("index.md", index_md.read_text()), ("report.md", reports), ("README", readme)):
+            line = line_of(text, claim)
+            assert f"**{MARKS[outcome]}**" in line, (name, claim.key, line)
+            others = {f"**{m}**" for o, m in MARKS.items() if o != outcome}
+            assert not any(mark in line for mark in others), (name, claim.key, line)
+            if mean_a is not None:
+                assert f"{claim.a.split('{')[0]}" in line and f" {mean_a} ± " in line, (name, claim.key, line)
