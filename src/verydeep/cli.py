@@ -251,6 +251,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .experiments import ExperimentFailed, ExperimentInterrupted
+    from .experiments.calibration import STUDIES, Record, train, write_report
+
+    if args.list or not args.study:
+        for name, study in STUDIES.items():
+            print(f"{name:<18} {study.title}")
+            for regime in study.regimes:
+                print(f"{'':<20}{regime.name:<16} {regime.describe()}")
+            print(f"{'':<20}budgets (images per run): {', '.join(f'{b:,}' for b in study.budgets)}; seeds "
+                  f"{', '.join(map(str, study.seeds))}")  # fmt: skip
+        return 0
+    studies = list(STUDIES) if args.study == "all" else [args.study]
+    unknown = [s for s in studies if s not in STUDIES]
+    if unknown:
+        print(f"verydeep calibrate: error: no study {unknown[0]!r}; valid: all, {', '.join(STUDIES)}", file=sys.stderr)
+        return 2
+    budgets = tuple(int(b) for b in args.budgets.split(",")) if args.budgets else None
+    root, out = Path(args.runs), Path(args.out)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        if not args.report_only:
+            for name in studies:
+                record = Record(out.parent / "calibration" / f"{name}.json")
+                train(STUDIES[name], root, record, args.jobs or 1, args.data, args.data_dir, budgets, log)
+    except ExperimentInterrupted as e:
+        print(f"verydeep calibrate: {e}. Run the same command again to continue.", file=sys.stderr)
+        return 130
+    except ExperimentFailed as e:
+        print(f"verydeep calibrate: error: {e}", file=sys.stderr)
+        return 1
+    path = write_report(STUDIES, root, out, args.data, args.data_dir)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -515,6 +553,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "preset's; identical runs are never trained twice)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="the first seed (seeds run from it upwards)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="map where each claim can be shown: its difference across regimes and budgets on calibration seeds",
+        description="Train a claim's two configurations on the calibration seeds (100 and up, never used for a "
+        "verdict) in every regime (training-set size, augmentation, schedule) at every budget (images per run), "
+        "cheapest budget first, then write the study's table and figures (default docs/calibration.md). Runs "
+        "are ordinary run folders, reused and resumed: run the same command again to continue. `--list` shows "
+        "the studies.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("study", nargs="?", help="a study (see --list), or all")
+    p.add_argument("--list", action="store_true", help="list the studies, their regimes and budgets")
+    p.add_argument("--budgets", help="only these budgets, comma-separated images per run (default: the study's)")
+    p.add_argument("--jobs", type=int, help="train this many runs at once (default 1)")
+    p.add_argument("--runs", default="calibration/runs", help="where the run folders are kept")
+    p.add_argument("--out", default="docs/calibration.md", help="the report (figures beside it)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: write the report from what has finished")
+    p.add_argument("--data", default="fashion-mnist", help="the data set")
+    p.add_argument("--data-dir", help="where the data set lies")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser(
         "eval",

@@ -1,0 +1,392 @@
+"""Where a claim can be shown: the difference a claim compares, measured on calibration seeds (100 and up, never
+used for a verdict) across training regimes and budgets, so that a preset's regime is chosen from measurements
+by a rule written before any verdict seed runs, and a claim our data cannot show is said to be so from curves.
+
+A study is data: the two runs a claim compares, the regimes (training-set size, augmentation, schedule) and the
+budgets (images per run: a regime at a budget trains ``budget / subset`` epochs). Each run is an ordinary run
+folder, keyed as ``reproduce``'s are, so nothing trains twice and an interrupted study continues where it stopped.
+Three readings of the training error are taken from every run:
+
+- ``last``: the last epoch's running error, on the augmented images it trained on (what the ledger compares);
+- ``tail``: the mean of the running error over the last tenth of the run (less noise from one window to the next);
+- ``whole``: the whole training split measured once at the end, in evaluation mode, unaugmented.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import TrainConfig
+from ..evidence import welch
+from ..runs import RunDir
+from .base import RunSpec, finished, load_result, run_key
+from .workers import train_all
+
+SEEDS = (100, 101)  # calibration seeds: verdicts use 0 .. n-1 (and --seed's 1000s), never these
+READINGS = {
+    "last": "last epoch's running training error (augmented images)",
+    "tail": "mean running training error over the last tenth of the run",
+    "whole": "whole training split at the end, evaluation mode, unaugmented",
+}
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How a budget of images is spent: on how many distinct images, with what augmentation and schedule."""
+
+    name: str  # short, for tables and folder-free reference, e.g. "8k-step"
+    subset: int  # distinct training images
+    overrides: dict = field(default_factory=dict)  # recipe fields beyond the study's
+
+    def describe(self) -> str:
+        parts = [f"{self.subset:,} images"]
+        parts += [f"{k} {v}" for k, v in self.overrides.items()]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Study:
+    """One claim's calibration: ``a`` against ``b`` (the paper says a is ``relation`` than b) in every regime at
+    every budget, on the calibration seeds."""
+
+    claim: str  # the ledger's key
+    title: str
+    a: RunSpec
+    b: RunSpec
+    relation: str  # "lower" or "higher": a's training error against b's, as the paper has it
+    recipe: str
+    overrides: dict  # recipe fields every run of the study shares
+    regimes: tuple[Regime, ...]
+    budgets: tuple[int, ...]  # images per run
+    seeds: tuple[int, ...] = SEEDS
+    log_every: int = 20
+
+    def config(self, spec: RunSpec, regime: Regime, budget: int, seed: int, data: str, data_dir: str | None):
+        return TrainConfig(
+            model=spec.model,
+            data=data,
+            data_dir=data_dir,
+            recipe=self.recipe,
+            overrides={**self.overrides, **regime.overrides, **spec.overrides},
+            model_options=dict(spec.options),
+            epochs=budget / regime.subset,
+            subset=regime.subset,
+            seed=seed,
+            log_every=self.log_every,
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One regime at one budget on one seed: the two runs and their folders."""
+
+    regime: Regime
+    budget: int
+    seed: int
+    folder_a: Path
+    folder_b: Path
+
+
+CPU_BATCH = {"batch_size": 32, "lr": 0.025}  # the degradation presets' batch, lr scaled to match (Goyal et al.)
+STEP = {"schedule": "step", "milestones": (0.5, 0.75)}  # the paper's drops, compressed to the run
+COSINE = {"schedule": "cosine"}  # a budget-aware decay to zero (Li et al., "Budgeted Training", ICLR 2020)
+
+STUDIES: dict[str, Study] = {
+    "resnet-reversal": Study(
+        claim="resnet-fig6-resnet-deeper-better",
+        title="ResNet-56 against ResNet-20: the deeper ResNet has the lower training error (Fig. 6, middle)",
+        a=RunSpec("ResNet-56", "resnet56"),
+        b=RunSpec("ResNet-20", "resnet20"),
+        relation="lower",
+        recipe="resnet_cifar",
+        overrides=CPU_BATCH,
+        regimes=(
+            Regime("2k-step", 2_000, STEP),
+            Regime("8k-step", 8_000, STEP),
+            Regime("32k-step", 32_000, STEP),
+            Regime("8k-cosine", 8_000, COSINE),
+            Regime("8k-step-noaug", 8_000, {**STEP, "augment": False}),
+        ),
+        budgets=(50_000, 150_000, 450_000),
+    ),
+}
+
+
+def cells(study: Study, data: str, data_dir: str | None, root: Path, budgets=None) -> list[tuple[Cell, list]]:
+    """Every cell of the study, cheapest budget first, with its planned runs (spec, config, folder)."""
+    out = []
+    for budget in sorted(budgets or study.budgets):
+        for regime in study.regimes:
+            for seed in study.seeds:
+                planned = []
+                for spec in (study.a, study.b):
+                    config = study.config(spec, regime, budget, seed, data, data_dir)
+                    planned.append((spec, config, root / run_key(config)))
+                out.append((Cell(regime, budget, seed, planned[0][2], planned[1][2]), planned))
+    return out
+
+
+def train(study: Study, root: Path, record: Record, jobs: int, data: str = "fashion-mnist",
+          data_dir: str | None = None, budgets=None, log: Callable[[str], None] = print) -> None:  # fmt: skip
+    """Train what is missing (neither in the record nor finished), one budget at a time, so that an interrupted
+    study has its cheaper budgets whole; each budget's runs go into the record as they finish."""
+    planned = cells(study, data, data_dir, root, budgets)
+    for budget in sorted(budgets or study.budgets):
+        todo = [run for cell, runs in planned if cell.budget == budget for run in runs if not record.has(run[2])]
+        log(f"== {study.claim}: budget {budget:,} images per run ({len(todo)} runs to train)")
+        train_all(todo, jobs, log)
+        update(record, study, root, data, data_dir)
+
+
+# Readings and the record -------------------------------------------------------------------------------------
+
+
+def tail_error(folder: Path, fraction: float = 0.1) -> float:
+    result = load_result(RunSpec("", ""), folder)
+    steps, errors = result.series("train_error")
+    last = [e for s, e in zip(steps, errors) if s > (1 - fraction) * result.summary.steps]
+    return statistics.fmean(last or errors[-1:])
+
+
+def whole_train_error(folder: Path) -> float:
+    """The run's training split, unaugmented, in evaluation mode with the final weights; cached in the run folder
+    as ``verydeep eval --split train`` would write it."""
+    from ..device import pick_device
+    from ..evaluate import eval_path, evaluate_protocol
+    from ..trained import load_eval_data, load_trained
+
+    path = eval_path(folder, "train", "center")
+    run = RunDir(folder)
+    if path.exists():
+        return run.read_json(path)["error"]
+    trained = load_trained(folder)
+    data = load_eval_data(trained)
+    device = pick_device("cpu")
+    result = evaluate_protocol(trained.model.to(device), data, "train", "center", trained.preprocessing,
+                               device=device, progress=False)  # fmt: skip
+    run.write_json(path, result)
+    return result["error"]
+
+
+def reading(name: str, folder: Path, result) -> float:
+    if name == "last":
+        return result.summary.train_error
+    return tail_error(folder) if name == "tail" else whole_train_error(folder)
+
+
+def thin(values: list, most: int = 120) -> list:
+    """At most ``most`` of ``values``, evenly spaced, the last always kept."""
+    step = max(1, math.ceil(len(values) / most))
+    kept = values[::step]
+    return kept if kept[-1:] == values[-1:] else [*kept, values[-1]]
+
+
+def record_of(folder: Path, study: Study, cell: Cell, spec: RunSpec) -> dict:
+    """What the report needs of one finished run, kept in the study's record (committed), so that the study
+    survives the loss of its run folders."""
+    result = load_result(spec, folder)
+    steps, errors = result.series("train_error")
+    val_steps, val_errors = result.series("val_error")
+    points = thin(list(zip(steps, errors)))
+    return {
+        "key": folder.name,
+        "label": spec.label,
+        "model": spec.model,
+        "regime": cell.regime.name,
+        "budget": cell.budget,
+        "seed": cell.seed,
+        "readings": {name: reading(name, folder, result) for name in READINGS},
+        "val_error": result.summary.val_error,
+        "seconds": result.summary.seconds,
+        "steps": result.summary.steps,
+        "curve": {"step": [s for s, _ in points], "train_error": [round(e, 5) for _, e in points],
+                  "val_step": val_steps, "val_error": [round(e, 5) for e in val_errors]},
+    }  # fmt: skip
+
+
+class Record:
+    """A study's finished runs, one JSON file (docs/calibration/STUDY.json), added to as runs finish."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.runs: dict[str, dict] = {}
+        if path.exists():
+            self.runs = {r["key"]: r for r in json.loads(path.read_text())["runs"]}
+
+    def has(self, folder: Path) -> bool:
+        return folder.name in self.runs
+
+    def add(self, entry: dict) -> None:
+        self.runs[entry["key"]] = entry
+
+    def save(self, study: Study) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        runs = sorted(self.runs.values(), key=lambda r: (r["budget"], r["regime"], r["seed"], r["label"]))
+        self.path.write_text(json.dumps({"study": study.claim, "runs": runs}, indent=1) + "\n")
+
+
+def update(record: Record, study: Study, root: Path, data: str, data_dir: str | None) -> None:
+    """Add every finished run of the study that the record lacks."""
+    for cell, planned in cells(study, data, data_dir, root):
+        for spec, _, folder in planned:
+            if not record.has(folder) and finished(folder):
+                record.add(record_of(folder, study, cell, spec))
+    record.save(study)
+
+
+# The report ------------------------------------------------------------------------------------------------------
+
+RULE = """\
+**The rule that picks a preset's regime** (written before any verdict seed of a preset built from it has run;
+the calibration seeds are never used for a verdict):
+
+1. A cell of the study (a regime at a budget, read one way) is *eligible* for a preset when, on the calibration
+   seeds, every seed's difference lies on the paper's side, and the seeds a side that Welch's interval needs to
+   leave zero if the difference and its spread stay as measured (`evidence.seeds_to_decide`), times 1.5 for
+   the uncertainty of a spread measured on two seeds and never fewer than 3, fit in the preset's time with the
+   run times the calibration measured.
+2. Among the eligible cells the cheapest (seeds x run time) is chosen; a tie goes to the regime nearer the
+   paper's (its step schedule, with augmentation, on more distinct images), then to the paper's reading (the
+   last epoch's running training error).
+3. Where no cell is eligible the preset keeps its regime, and the report and README say that the claim cannot
+   be shown on this data within the preset's time, with these rows, and name the command that would decide it.
+"""
+
+
+def paired(study: Study, record: Record):
+    """(regime, budget) -> {seed: (a's entry, b's entry)} for the seeds whose two runs are recorded."""
+    by_cell: dict[tuple[str, int], dict[int, dict[str, dict]]] = {}
+    for entry in record.runs.values():
+        by_cell.setdefault((entry["regime"], entry["budget"]), {}).setdefault(entry["seed"], {})[entry["label"]] = entry
+    out = {}
+    for key, seeds in by_cell.items():
+        both = {s: (e[study.a.label], e[study.b.label]) for s, e in sorted(seeds.items()) if len(e) == 2}
+        if both:
+            out[key] = both
+    return out
+
+
+def table(study: Study, record: Record) -> list[str]:
+    regimes = {r.name: r for r in study.regimes}
+    lines = [
+        f"| regime | budget (images per run) | reading | seeds | {study.a.label} % | {study.b.label} % | "
+        "difference, per seed (points) | mean difference, 95% interval | minutes a pair |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cells_ = paired(study, record)
+    order = [(r.name, b) for b in sorted(study.budgets) for r in study.regimes]
+    for regime, budget in [key for key in order if key in cells_]:
+        seeds = cells_[(regime, budget)]
+        minutes = statistics.fmean(a["seconds"] + b["seconds"] for a, b in seeds.values()) / 60
+        for name in READINGS:
+            a = [pair[0]["readings"][name] for pair in seeds.values()]
+            b = [pair[1]["readings"][name] for pair in seeds.values()]
+            d = welch(a, b)
+            per_seed = ", ".join(f"{100 * (x - y):+.2f}" for x, y in zip(a, b))
+            interval = f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}]" if d.low is not None else "one seed"
+            mean = lambda v: f"{100 * statistics.fmean(v):.2f}"  # noqa: E731
+            lines.append(f"| {regime} ({regimes[regime].describe()}) | {budget:,} | {name} | "
+                         f"{', '.join(map(str, seeds))} | {mean(a)} | {mean(b)} | {per_seed} | "
+                         f"{100 * d.value:+.2f} {interval} | {minutes:.1f} |")  # fmt: skip
+    return lines
+
+
+def curves_figure(study: Study, record: Record, path: Path) -> Path | None:
+    """Per regime, at its largest budget recorded: each net's training error (thin) and validation error (bold)
+    as the mean over the calibration seeds, in a band that holds every seed."""
+    from matplotlib.figure import Figure
+
+    cells_ = paired(study, record)
+    regimes = [r.name for r in study.regimes if any(key[0] == r.name for key in cells_)]
+    if not regimes:
+        return None
+    fig = Figure(figsize=(4.2 * len(regimes), 3.8))
+    axes = fig.subplots(1, len(regimes), sharey=True, squeeze=False)[0]
+    for ax, regime in zip(axes, regimes):
+        budget = max(b for r, b in cells_ if r == regime)
+        seeds = cells_[(regime, budget)]
+        for side, colour in ((0, "tab:red"), (1, "tab:blue")):
+            runs = [pair[side] for pair in seeds.values()]
+            for key, steps_key, width in (("train_error", "step", 0.9), ("val_error", "val_step", 2.2)):
+                length = min(len(r["curve"][key]) for r in runs)
+                steps = runs[0]["curve"][steps_key][:length]
+                values = [[100 * r["curve"][key][i] for r in runs] for i in range(length)]
+                mean = [statistics.fmean(v) for v in values]
+                label = runs[0]["label"] if key == "val_error" else None
+                ax.plot(steps, mean, color=colour, linewidth=width, label=label)
+                ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], color=colour, alpha=0.15)
+        ax.set_title(f"{regime}, {budget:,} images", fontsize=9)
+        ax.set_xlabel("iterations")
+        ax.set_ylim(0, 40)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("error % (thin: training, bold: validation)")
+    fig.suptitle(f"{study.title}: mean over seeds {', '.join(map(str, study.seeds))}, band: every seed", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def difference_figure(study: Study, record: Record, path: Path) -> Path | None:
+    """Each regime's difference (a - b, points) against the budget, one panel per reading, every seed a dot."""
+    from matplotlib.figure import Figure
+
+    cells_ = paired(study, record)
+    if not cells_:
+        return None
+    fig = Figure(figsize=(4.2 * len(READINGS), 3.6))
+    axes = fig.subplots(1, len(READINGS), sharey=True)
+    for ax, name in zip(axes, READINGS):
+        for colour, regime in zip(("tab:orange", "tab:red", "tab:blue", "tab:green", "tab:purple"), study.regimes):
+            budgets = sorted(b for r, b in cells_ if r == regime.name)
+            if not budgets:
+                continue
+            diffs = [[100 * (a["readings"][name] - b["readings"][name]) for a, b in cells_[(regime.name, bud)].values()]
+                     for bud in budgets]  # fmt: skip
+            ax.plot(budgets, [statistics.fmean(d) for d in diffs], color=colour, marker="o", label=regime.name)
+            for bud, d in zip(budgets, diffs):
+                ax.scatter([bud] * len(d), d, color=colour, s=10, alpha=0.6)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(READINGS[name], fontsize=8)
+        ax.set_xlabel("images per run")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{study.a.label} - {study.b.label}, points")
+    axes[0].legend(fontsize=7)
+    way = "below zero" if study.relation == "lower" else "above zero"
+    fig.suptitle(f"{study.claim}: the paper's direction is {way}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", data_dir: str | None = None) -> Path:
+    """docs/calibration.md: the rule, then per study its command, table and figures, from the studies' records
+    (brought up to date from the run folders under ``root`` first)."""
+    figures = out.parent / "calibration"
+    lines = ["# Calibration: where each claim can be shown", "",
+             "Every run below trained on calibration seeds (100 and up), which no verdict uses. Regenerate this page "
+             "with `verydeep calibrate all --report-only`; train what is missing with `verydeep calibrate all`.", "",
+             RULE]  # fmt: skip
+    for name, study in studies.items():
+        record = Record(figures / f"{name}.json")
+        update(record, study, root, data, data_dir)
+        lines += [f"## {study.title}", "",
+                  f"Claim `{study.claim}`; the paper: {study.a.label} {study.relation} than {study.b.label}. "
+                  f"Command: `verydeep calibrate {name} --jobs 2`. Every run: batch "
+                  f"{study.overrides.get('batch_size')}, lr {study.overrides.get('lr')}, the {study.recipe} recipe "
+                  f"otherwise; one process of one thread each. Readings: "
+                  + "; ".join(f"`{k}` the {v}" for k, v in READINGS.items()) + ".", "",
+                  *table(study, record), ""]  # fmt: skip
+        for draw, stem in ((curves_figure, "curves"), (difference_figure, "differences")):
+            path = draw(study, record, figures / f"{name}-{stem}.png")
+            if path is not None:
+                lines += [f"![{name} {stem}](calibration/{path.name})", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    return out

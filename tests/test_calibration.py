@@ -1,0 +1,91 @@
+"""The calibration study: its runs are ordinary run folders trained once, its record keeps what the report needs
+when the folders are gone, and its table states each cell's readings and differences as the runs measured them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+
+import pytest
+
+from verydeep.cli import main
+from verydeep.experiments import calibration
+from verydeep.experiments.base import RunSpec
+from verydeep.experiments.calibration import COSINE, STEP, Record, Regime, Study
+from verydeep.runs import RunDir
+
+TINY = Study(
+    claim="resnet-fig6-resnet-deeper-better",
+    title="ResNet-20 against plain-20 (a pipeline check)",
+    a=RunSpec("ResNet-20", "resnet20"),
+    b=RunSpec("plain-20", "plain20"),
+    relation="lower",
+    recipe="resnet_cifar",
+    overrides={"batch_size": 32, "lr": 0.05},
+    regimes=(Regime("64-step", 64, STEP), Regime("32-cosine", 32, {**COSINE, "augment": False})),
+    budgets=(64, 128),
+    log_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibration")
+    record = Record(root / "docs" / "calibration" / "tiny.json")
+    calibration.train(TINY, root / "runs", record, jobs=1, data="synthetic", log=lambda line: None)
+    return root, record
+
+
+def test_every_cell_is_trained_once_on_the_calibration_seeds_cheapest_budget_first(trained):
+    root, record = trained
+    runs = list(record.runs.values())
+    assert len(runs) == 2 * 2 * 2 * 2  # regimes x budgets x seeds x the two nets
+    assert {r["seed"] for r in runs} == {100, 101}  # never a verdict's seeds
+    for r in runs:
+        regime = next(g for g in TINY.regimes if g.name == r["regime"])
+        assert r["steps"] == r["budget"] // 32  # budget / subset epochs of batch 32
+        config = RunDir(root / "runs" / r["key"]).read_record().train
+        assert config.subset == regime.subset and config.seed == r["seed"]
+    folders = sorted(p.name for p in (root / "runs").iterdir())
+    calibration.train(TINY, root / "runs", record, jobs=1, data="synthetic", log=lambda line: None)
+    assert sorted(p.name for p in (root / "runs").iterdir()) == folders  # nothing trained twice
+
+
+def test_the_readings_are_the_runs_own(trained):
+    root, record = trained
+    for r in record.runs.values():
+        run = RunDir(root / "runs" / r["key"])
+        assert r["readings"]["last"] == run.read_summary().train_error
+        windows = [m.train_error for m in run.read_metrics() if m.train_error is not None]
+        assert min(windows) <= r["readings"]["tail"] <= max(windows)
+        evaluated = json.loads((run.path / "eval_train_center.json").read_text())  # the whole training split
+        subset = next(g.subset for g in TINY.regimes if g.name == r["regime"])
+        assert r["readings"]["whole"] == evaluated["error"] and evaluated["images"] == subset
+
+
+def test_the_report_gives_every_cell_its_differences_and_survives_the_loss_of_the_run_folders(trained, tmp_path):
+    root, record = trained
+    shutil.copytree(root / "docs", tmp_path / "docs")
+    shutil.rmtree(root / "runs")  # a new machine: only the committed record is left
+    out = calibration.write_report({"tiny": TINY}, root / "runs", tmp_path / "docs" / "calibration.md", "synthetic")
+    text = out.read_text()
+    assert "The rule that picks a preset's regime" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 64-step") or line.startswith("| 32-cosine")]
+    assert len(rows) == 2 * 2 * 3  # regimes x budgets x readings
+    by_cell = calibration.paired(TINY, Record(tmp_path / "docs" / "calibration" / "tiny.json"))
+    for (regime, budget), seeds in by_cell.items():
+        for name in calibration.READINGS:
+            diffs = [100 * (a["readings"][name] - b["readings"][name]) for a, b in seeds.values()]
+            row = next(r for r in rows if r.startswith(f"| {regime} ") and f"| {budget:,} | {name} |" in r)
+            assert ", ".join(f"{d:+.2f}" for d in diffs) in row
+            assert f"{statistics.fmean(diffs):+.2f} [" in row
+    for png in ("tiny-curves.png", "tiny-differences.png"):
+        assert (tmp_path / "docs" / "calibration" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_unknown_study_is_one_line(capsys):
+    assert main(["calibrate", "no-such-study"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "verydeep calibrate: error: no study 'no-such-study'; valid: all, resnet-reversal"
+    )
