@@ -365,14 +365,29 @@ def difference_figure(study: Study, record: Record, path: Path) -> Path | None:
     return path
 
 
-def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", data_dir: str | None = None) -> Path:
-    """docs/calibration.md: the rule, then per study its command, table and figures, from the studies' records
-    (brought up to date from the run folders under ``root`` first)."""
+def procedure_section(reps: int) -> list[str]:
+    from .. import procedures
+
+    results = procedures.simulate(reps)
+    chosen = procedures.choose(results, reps)
+    return ["## The decision procedure, chosen by simulation", "",
+            f"Each procedure decided {reps:,} planted outcomes of each scenario (`python -m verydeep.procedures "
+            f"--reps {reps}`); a false verdict is any verdict under a null, or one against the planted effect; "
+            "power is the share decided the planted way; seeds are the mean seeds a side used.", "",
+            *procedures.table(results), "", "Scenarios (training errors as our runs measured them):", "",
+            *[f"- {s.name}: {s.source}" for s in procedures.SCENARIOS], "", procedures.RULE, "",
+            f"The rule picks: **{chosen.name if chosen else 'none'}**.", ""]  # fmt: skip
+
+
+def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", data_dir: str | None = None,
+                 reps: int = 100_000) -> Path:  # fmt: skip
+    """docs/calibration.md: the rules, the decision procedures' simulation, then per study its command, table and
+    figures, from the studies' records (brought up to date from the run folders under ``root`` first)."""
     figures = out.parent / "calibration"
     lines = ["# Calibration: where each claim can be shown", "",
              "Every run below trained on calibration seeds (100 and up), which no verdict uses. Regenerate this page "
              "with `verydeep calibrate all --report-only`; train what is missing with `verydeep calibrate all`.", "",
-             RULE]  # fmt: skip
+             RULE, *procedure_section(reps)]  # fmt: skip
     for name, study in studies.items():
         record = Record(figures / f"{name}.json")
         update(record, study, root, data, data_dir)
