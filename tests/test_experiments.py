@@ -253,7 +253,7 @@ def test_drawing_a_figure_leaves_the_callers_matplotlib_backend_alone(tmp_path):
     matplotlib.use("svg")  # the caller's choice, which importing and drawing must keep
     try:
         importlib.reload(plots)
-        path = plots.bars(["A", "B"], [1.0, 2.0], tmp_path / "bars.png", "error (%)")
+        path = plots.bars(["A", "B"], [[1.0, 1.5], [2.0, 2.5]], tmp_path / "bars.png", "error (%)")
         assert path.read_bytes().startswith(b"\x89PNG") and matplotlib.get_backend() == "svg"
     finally:
         dict.__setitem__(matplotlib.rcParams, "backend", previous)
@@ -402,3 +402,16 @@ def test_every_rendered_row_carries_its_own_claims_verdict(smoke, tmp_path):
             assert not any(mark in line for mark in others), (name, claim.key, line)
             if mean_a is not None:
                 assert f"{claim.a.split('{')[0]}" in line and f" {mean_a} ± " in line, (name, claim.key, line)
+
+
+def test_a_figures_curve_is_the_mean_over_seeds_in_a_band_that_holds_every_seed():
+    from verydeep.experiments import plots
+
+    def result(errors: dict[int, float]) -> "plots.RunResult":
+        rows = [MetricsRow(step, step / 10, 0.1, 1.0, e) for step, e in errors.items()]
+        return plots.RunResult(RunSpec("x", "resnet20"), Path("."), None, rows)
+
+    seeds = [result({10: 0.5, 20: 0.4, 30: 0.3}), result({10: 0.7, 20: 0.2, 30: 0.1, 40: 0.05})]
+    steps, mean, low, high = plots.mean_band(seeds, "train_error")
+    assert steps == [10, 20, 30]  # the steps every seed logged
+    assert mean == pytest.approx([0.6, 0.3, 0.2]) and low == [0.5, 0.2, 0.1] and high == [0.7, 0.4, 0.3]

@@ -191,7 +191,7 @@ class Experiment:
     presets: dict[str, Preset]
     runs: Callable[[dict, Preset], list[RunSpec]]  # from the experiment's arguments (e.g. depths) and preset
     quantities: dict[str, Quantity]  # what its claims compare (the ledger, claims.py, names them)
-    figures: Callable[[Runs, Path], list[Path]]  # drawn from one seed's runs
+    figures: Callable[[dict[int, Runs], Path], list[Path]]  # drawn from every seed's runs (by seed, then label)
     names: Callable[[dict], dict[str, str]] = lambda args: {}  # the claims' placeholders from the arguments
     paper_figure: Callable[[RunSpec], str] = lambda spec: ""  # the paper's number for a run, for the table
     deviations: tuple[str, ...] = ()  # how our runs differ from the paper's, stated in the report

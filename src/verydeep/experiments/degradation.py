@@ -12,7 +12,7 @@ from .. import paper
 from ..models.resnet import IMAGENET_STAGES
 from ..registry import get_entry
 from .base import EARLY_TRAIN_ERROR, RESNET_SMOKE, TRAIN_ERROR, VAL_ERROR, Experiment, Preset, RunResult, Runs, RunSpec
-from .plots import error_curves
+from .plots import error_curves, over_seeds, seeds_note
 
 # quick and standard: a batch of 32 with the learning rate scaled to match (Goyal et al. 2017)
 CPU_BATCH = {"batch_size": 32, "lr": 0.025}
@@ -44,12 +44,14 @@ def depth(result: RunResult) -> int:
     return get_entry(result.spec.model).depth
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    results = next(iter(seeds.values()))
     panels = {
-        "plain": sorted((r for r in results.values() if r.spec.group == "plain"), key=depth),
-        "ResNet": sorted((r for r in results.values() if r.spec.group == "ResNet"), key=depth),
+        group: [over_seeds(seeds, r.spec.label) for r in sorted(results.values(), key=depth) if r.spec.group == group]
+        for group in ("plain", "ResNet")
     }
-    title = "Training (thin) and validation (bold) error: plain nets degrade with depth, ResNets do not (one seed)"
+    title = "Training (thin) and validation (bold) error: plain nets degrade with depth, ResNets do not"
+    title += f"\n({seeds_note(seeds)})"
     return [error_curves(panels, out / "degradation.png", title)]
 
 

@@ -20,7 +20,7 @@ from ..runs import RunDir
 from ..weights import load_weights
 from . import degradation
 from .base import Experiment, Preset, Quantity, RunResult, Runs, RunSpec
-from .plots import line_panels
+from .plots import line_panels, over_seeds, seeds_note
 
 IMAGES = 500  # validation images the responses are measured on
 
@@ -67,12 +67,13 @@ def mean_response(result: RunResult, runs: Runs) -> float:
     return statistics.fmean(responses(result.path))
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
-    ordered = {label: list(responses(r.path)) for label, r in results.items()}
-    ranked = {label: sorted(values, reverse=True) for label, values in ordered.items()}
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    labels = list(next(iter(seeds.values())))
+    ordered = {label: [list(responses(r.path)) for r in over_seeds(seeds, label)] for label in labels}
+    ranked = {label: [sorted(v, reverse=True) for v in values] for label, values in ordered.items()}
     return [
         line_panels({"in layer order": ordered, "sorted by magnitude": ranked}, out / "layer_responses.png",
-                    "3x3 layer index", "std of the response (after BN), one seed"),
+                    "3x3 layer index", f"std of the response (after BN), {seeds_note(seeds)}"),
     ]  # fmt: skip
 
 

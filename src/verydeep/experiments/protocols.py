@@ -10,7 +10,7 @@ from ..evaluate import evaluate_protocol
 from ..trained import load_eval_data, load_trained
 from . import degradation
 from .base import Experiment, Preset, Quantity, RunResult, Runs, RunSpec
-from .plots import bars
+from .plots import bars, seeds_note
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
@@ -35,11 +35,12 @@ def tencrop_error(result: RunResult, runs: Runs) -> float:
     return protocol_error(result.path, "tencrop")
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
-    ((label, result),) = results.items()
-    values = [100 * centre_error(result, results), 100 * tencrop_error(result, results)]
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    (label,) = next(iter(seeds.values()))
+    runs = [(by[label], by) for by in seeds.values()]
+    values = [[100 * centre_error(r, by) for r, by in runs], [100 * tencrop_error(r, by) for r, by in runs]]
     return [bars(["centre view", "ten crops"], values, out / "protocols.png", "validation error (%)",
-                 f"{label}: one view against ten (one seed)")]  # fmt: skip
+                 f"{label}: one view against ten ({seeds_note(seeds)})")]  # fmt: skip
 
 
 EXPERIMENT = Experiment(

@@ -72,7 +72,7 @@ def reproduce(
     names = experiment.names(args)
     verdicts = [v for claim in experiment.claims if (v := judge(claim, experiment, names, runs)) is not None]
     out.mkdir(parents=True, exist_ok=True)
-    figures = experiment.figures(runs[chosen[0]], out)
+    figures = experiment.figures(runs, out)
     result = Reproduction(experiment, preset, data, chosen, args, runs, values, verdicts, figures,
                           time.perf_counter() - t0)  # fmt: skip
     write_experiment(out, result)

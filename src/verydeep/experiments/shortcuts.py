@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import paper
 from ..models.resnet import IMAGENET_STAGES
 from .base import RESNET_SMOKE, TRAIN_ERROR, VAL_ERROR, Experiment, Preset, Runs, RunSpec
-from .plots import error_curves
+from .plots import error_curves, over_seeds, seeds_note
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
@@ -18,9 +18,9 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     return [RunSpec(f"option {o}", f"resnet{depth}", {"shortcut": o}, group="ResNet", recipe=recipe) for o in "ABC"]
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
-    panel = {"shortcut options": [results[f"option {o}"] for o in "ABC"]}
-    return [error_curves(panel, out / "shortcuts.png", "Shortcut options A, B, C (one seed)")]
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    panel = {"shortcut options": [over_seeds(seeds, f"option {o}") for o in "ABC"]}
+    return [error_curves(panel, out / "shortcuts.png", f"Shortcut options A, B, C ({seeds_note(seeds)})")]
 
 
 def paper_figure(spec: RunSpec) -> str:

@@ -8,7 +8,7 @@ from .. import paper
 from ..data import NATIVE_SIZE
 from ..registry import get_entry
 from .base import TRAIN_ERROR, VAL_ERROR, VGG_PRESETS, Experiment, Preset, Runs, RunSpec
-from .plots import bars
+from .plots import bars, over_seeds, seeds_note
 
 CONFIGS = {"A": "vgg_a", "A-LRN": "vgg_a_lrn", "B": "vgg_b", "B-5x5": "vgg_b_5x5", "C": "vgg_c", "D": "vgg_d",
            "E": "vgg_e"}  # fmt: skip
@@ -51,12 +51,13 @@ def scale_runs(image_size: int) -> list[RunSpec]:
     ]
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    results = next(iter(seeds.values()))
     labels = [label for label in CONFIGS if label in results]
-    values = [100 * results[label].summary.val_error for label in labels]
+    values = [[100 * r.summary.val_error for r in over_seeds(seeds, label)] for label in labels]
     names = [f"{label}\n({get_entry(CONFIGS[label]).depth})" for label in labels]
     return [bars(names, values, out / "vgg_depth.png", "validation error (%)",
-                 "Error against configuration (weight layers), one seed")]  # fmt: skip
+                 f"Error against configuration (weight layers), {seeds_note(seeds)}")]  # fmt: skip
 
 
 def paper_figure(spec: RunSpec) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import VAL_ERROR, VGG_PRESETS, Experiment, Preset, Quantity, RunResult, Runs, RunSpec
-from .plots import error_curves
+from .plots import error_curves, over_seeds, seeds_note
 from .vgg_depth import CONFIGS
 
 DEEPER = ("B", "C", "D", "E")  # what A's weights can start (Sec. 3.1): its convs fit their first layers
@@ -40,11 +40,12 @@ def steps_to_a(result: RunResult, runs: Runs) -> float:
     return float(result.summary.steps if reached is None else reached)
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    results = next(iter(seeds.values()))
     groups = sorted({r.spec.group for r in results.values()} - {"A"})
-    panels = {g: [results["A"], results[f"{g} random"], results[f"{g} from A"]] for g in groups}
-    return [error_curves(panels, out / "vgg_init.png",
-                         "Deep VGGs from random initialisation and from a trained A (one seed)")]  # fmt: skip
+    panels = {g: [over_seeds(seeds, label) for label in ("A", f"{g} random", f"{g} from A")] for g in groups}
+    title = f"Deep VGGs from random initialisation and from a trained A ({seeds_note(seeds)})"
+    return [error_curves(panels, out / "vgg_init.png", title)]
 
 
 EXPERIMENT = Experiment(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..recipes import get_recipe
 from .base import RESNET_SMOKE, TRAIN_ERROR, Experiment, Preset, Quantity, Runs, RunSpec, run_train_error
-from .plots import error_curves
+from .plots import error_curves, over_seeds, seeds_note
 
 
 def runs(args: dict, preset: Preset) -> list[RunSpec]:
@@ -23,9 +23,10 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     ]
 
 
-def figures(results: Runs, out: Path) -> list[Path]:
-    panel = {"ResNet-110": [results["warm-up"], results["lr 0.1 from the start"]]}
-    return [error_curves(panel, out / "warmup.png", "ResNet-110 with and without the 0.01 warm-up (one seed)")]
+def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
+    panel = {"ResNet-110": [over_seeds(seeds, "warm-up"), over_seeds(seeds, "lr 0.1 from the start")]}
+    title = f"ResNet-110 with and without the 0.01 warm-up ({seeds_note(seeds)})"
+    return [error_curves(panel, out / "warmup.png", title)]
 
 
 EXPERIMENT = Experiment(
