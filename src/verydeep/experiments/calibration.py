@@ -203,6 +203,7 @@ def record_of(folder: Path, study: Study, cell: Cell, spec: RunSpec) -> dict:
         "readings": {name: reading(name, folder, result) for name in READINGS},
         "val_error": result.summary.val_error,
         "seconds": result.summary.seconds,
+        "cpu": RunDir(folder).read_record().environment.get("cpu"),
         "steps": result.summary.steps,
         "curve": {"step": [s for s, _ in points], "train_error": [round(e, 5) for _, e in points],
                   "val_step": val_steps, "val_error": [round(e, 5) for e in val_errors]},
@@ -275,7 +276,7 @@ def table(study: Study, record: Record) -> list[str]:
     regimes = {r.name: r for r in study.regimes}
     lines = [
         f"| regime | budget (images per run) | reading | seeds | {study.a.label} % | {study.b.label} % | "
-        "difference, per seed (points) | mean difference, 95% interval | minutes a pair |",
+        "difference, per seed (points) | mean difference, 95% interval | minutes a pair (training) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     cells_ = paired(study, record)
@@ -397,7 +398,9 @@ def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", da
                   f"{study.overrides.get('batch_size')}, lr {study.overrides.get('lr')}, the {study.recipe} recipe "
                   f"otherwise; one process of one thread each. Readings: "
                   + "; ".join(f"`{k}` the {v}" for k, v in READINGS.items()) + ".", "",
-                  *table(study, record), ""]  # fmt: skip
+                  *table(study, record), "",
+                  f"CPU: {', '.join(sorted({str(r.get('cpu')) for r in record.runs.values()}))}; two runs at a "
+                  "time on its two cores, beside other work, so the minutes are an upper bound.", ""]  # fmt: skip
         for draw, stem in ((curves_figure, "curves"), (difference_figure, "differences")):
             path = draw(study, record, figures / f"{name}-{stem}.png")
             if path is not None:
