@@ -186,6 +186,7 @@ def test_the_budget_that_would_decide_a_claim_on_its_trend():
     assert evidence.budget_to_decide([(1000, -0.01), (4000, -0.01)], 0.03, "lower") is None  # flat
     assert evidence.budget_to_decide(points, 0.03, "equivalent") is None  # seeds decide those, not steps
     assert evidence.budget_to_decide(points[:1], 0.03, "lower") is None  # one budget: no trend
+    assert evidence.budget_to_decide([(1000, -0.01), (1000, -0.02)], 0.03, "lower") is None  # one budget, twice
     assert evidence.budget_to_decide([(1000, 0.01), (4000, 0.01)], 0.03, "higher") is None  # flat, either side
     assert evidence.budget_to_decide(points, 0.0, "lower") is None  # no interval: nothing to leave
     # budgets 1 and 2^sqrt(2) apart: -1 point per sqrt(2) doublings reaches -3 at 2^(2 sqrt(2))
