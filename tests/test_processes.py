@@ -235,9 +235,16 @@ def test_a_killed_reproduction_leaves_no_worker_and_the_next_one_continues_it(vi
         return len(workers) == 2
 
     wait_for(two_workers, "two workers")
+
+    def finished():
+        return {p.name for p in (tmp_path / "runs").glob("*/summary.json")} if (tmp_path / "runs").exists() else set()
+
+    before = finished()
     os.kill(parent.pid if victim == "parent" else workers[1], signal.SIGKILL)
     code = parent.wait(TIMEOUT)
     wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to stop", 60)
+    if victim == "parent":
+        assert finished() == before  # the workers stopped at a checkpoint: none trained its run on headless
     if victim == "worker":
         assert code == 1
         assert "its worker was killed by SIGKILL" in log.read_text(), log.read_text()[-3000:]
@@ -248,3 +255,23 @@ def test_a_killed_reproduction_leaves_no_worker_and_the_next_one_continues_it(vi
     assert got.keys() == expected.keys() and len(got) == 4
     for name in got:
         assert_same_weights(got[name], expected[name])
+
+
+def test_the_processes_of_bench_stop_when_it_is_killed(tmp_path):
+    log = tmp_path / "log.txt"
+    # rounds of two minutes: a process that only stopped when it next spoke to its dead parent would outlive the
+    # wait below by far
+    argv = ["bench", "--model", "resnet20", "--data", "synthetic", "--procs", "2", "--rounds", "3", "--seconds", "120"]
+    parent = start([*argv, "--precision", "fp32"], log)
+    found: list[int] = []
+
+    def two_processes():
+        found[:] = workers_of(parent)
+        assert parent.poll() is None, log.read_text()[-3000:]
+        return len(found) == 2
+
+    wait_for(two_processes, "bench's two processes")
+    time.sleep(5)  # into the first round
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(TIMEOUT)
+    wait_for(lambda: not any(alive(pid) for pid in found), "bench's processes to stop", 30)
