@@ -77,7 +77,7 @@ def test_the_report_gives_every_cell_its_differences_and_survives_the_loss_of_th
     assert len(rows) == 2 * 2 * 3  # regimes x budgets x readings
     by_cell = calibration.paired(TINY, Record(tmp_path / "docs" / "calibration" / "tiny.json"))
     for (regime, budget), seeds in by_cell.items():
-        for name in calibration.READINGS:
+        for name in TINY.readings:
             diffs = [100 * (a["readings"][name] - b["readings"][name]) for a, b in seeds.values()]
             row = next(r for r in rows if r.startswith(f"| {regime} ") and f"| {budget:,} | {name} |" in r)
             assert ", ".join(f"{d:+.2f}" for d in diffs) in row
@@ -89,5 +89,14 @@ def test_the_report_gives_every_cell_its_differences_and_survives_the_loss_of_th
 def test_an_unknown_study_is_one_line(capsys):
     assert main(["calibrate", "no-such-study"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "verydeep calibrate: error: no study 'no-such-study'; valid: all, resnet-reversal"
+        "verydeep calibrate: error: no study 'no-such-study'; valid: all, resnet-reversal, vgg-d-vs-a"
     )
+
+
+def test_a_net_that_starts_from_the_other_is_pointed_at_that_run_of_its_own_regime_and_seed(tmp_path):
+    study = calibration.STUDIES["vgg-d-vs-a"]
+    for cell, planned in calibration.cells(study, "fashion-mnist", None, tmp_path):
+        (d, d_config, d_folder), (a, a_config, a_folder) = planned
+        assert (d.label, a.label) == ("D", "A") and (cell.folder_a, cell.folder_b) == (d_folder, a_folder)
+        assert d_config.init_from == str(a_folder) and a_config.init_from is None
+        assert d_config.seed == a_config.seed == cell.seed and d_config.subset == a_config.subset
