@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import os
 import re
 import signal
@@ -415,3 +416,32 @@ def test_a_figures_curve_is_the_mean_over_seeds_in_a_band_that_holds_every_seed(
     steps, mean, low, high = plots.mean_band(seeds, "train_error")
     assert steps == [10, 20, 30]  # the steps every seed logged
     assert mean == pytest.approx([0.6, 0.3, 0.2]) and low == [0.5, 0.2, 0.1] and high == [0.7, 0.4, 0.3]
+
+
+def test_the_gradient_norms_at_initialisation_are_those_of_the_network_the_run_trained(tmp_path):
+    # the network rebuilt from the run's seed is the one train.resolve built; one norm per conv layer
+    from verydeep.data import load_data
+    from verydeep.device import Distributed
+    from verydeep.experiments import gradients
+    from verydeep.train import fit, resolve
+
+    cfg = TrainConfig(model="plain20", data="synthetic", subset=160, val_size=32, iters=2, seed=7, precision="fp32",
+                      overrides={"batch_size": 32})  # fmt: skip
+    fit(cfg, tmp_path, progress=False)
+    built = resolve(cfg, Distributed.from_env()).model  # what fit trained from
+    data = load_data("synthetic", subset=160, val_size=32)
+    batch = next(iter(data.batches("train", gradients.BATCH, seed=7, augment=False)))
+    norms = gradients.norms(tmp_path)
+    assert norms["initialisation"] == pytest.approx(gradients.conv_gradient_norms(built, *batch), rel=1e-6)
+    assert len(norms["initialisation"]) == len(norms["end of training"]) == 19  # plain-20: 19 convs, then the fc
+    assert norms["initialisation"] != norms["end of training"]
+
+
+def test_the_gradient_readings_are_the_worst_of_the_two_moments(monkeypatch):
+    from verydeep.experiments import gradients
+
+    monkeypatch.setattr(gradients, "norms", lambda folder: {"initialisation": (1000.0, 10.0, 1.0),
+                                                            "end of training": (0.05, 2.0, 1.0)})  # fmt: skip
+    result = type("R", (), {"path": Path("x")})()
+    assert gradients.floor(result, {}) == pytest.approx(math.log10(0.05))  # the end's first layer, 5% of the last
+    assert gradients.spread(result, {}) == pytest.approx(3.0)  # initialisation: 1000 over 1

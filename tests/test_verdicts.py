@@ -337,13 +337,19 @@ WITHIN_A_POINT = {
 }
 # the two protocols of one run: ten crops give the lower error (ResNet Sec. 3.4)
 TWO_PROTOCOLS = {"resnet-sec34-ten-crop-beats-centre": ("tencrop_error", "centre_error")}
-NOT_TESTED = {"vgg-table5-dense-and-multicrop"}
+# a run's reading against a line fixed before the seeds ran: (the quantity that should be lower, the higher one)
+AGAINST_A_LINE = {
+    "resnet-sec41-plain-gradients-do-not-vanish": ("vanishing_line", "gradient_floor"),  # no layer under 1%
+    "resnet-sec41-plain-gradients-healthy": ("gradient_spread", "healthy_band"),  # within two decades
+}
+NOT_TESTED = {"vgg-table5-dense-and-multicrop", "vgg-sec31-bad-init-stalls-deep-nets"}
 NAMES = {"degradation": {"shallow": "20", "deep": "56"}, "layer_responses": {"shallow": "20", "deep": "56"},
-         "protocols": {"shallow": "20", "deep": "56"}}  # fmt: skip
+         "protocols": {"shallow": "20", "deep": "56"}, "gradients": {"shallow": "20", "deep": "56"}}  # fmt: skip
 
 
 def test_the_ledger_lists_every_claim_of_both_papers_with_its_source():
-    assert {c.key for c in CLAIMS} == set(LOWER_THAN) | set(WITHIN_A_POINT) | set(TWO_PROTOCOLS) | NOT_TESTED
+    ledger = set(LOWER_THAN) | set(WITHIN_A_POINT) | set(TWO_PROTOCOLS) | set(AGAINST_A_LINE) | NOT_TESTED
+    assert {c.key for c in CLAIMS} == ledger
     assert len({c.key for c in CLAIMS}) == len(CLAIMS)
     for claim in CLAIMS:
         assert claim.source.startswith(("ResNet ", "VGG ")) and claim.statement and claim.paper, claim.key
@@ -409,6 +415,19 @@ def test_ten_crops_are_compared_with_the_centre_view_of_the_same_runs():
     verdict = verdict_on(claim, {(better, run): spread(0.10), (worse, run): spread(0.12)})
     assert verdict.outcome == "reproduced" and (verdict.a, verdict.b) == (run, run)
     assert verdict_on(claim, {(better, run): spread(0.12), (worse, run): spread(0.10)}).outcome == "contradicted"
+
+
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.key in AGAINST_A_LINE], ids=lambda c: c.key)
+def test_a_gradient_claim_compares_the_deeper_plain_nets_reading_with_its_line(claim):
+    lower, higher = AGAINST_A_LINE[claim.key]
+    run = "plain-56"
+    verdict = verdict_on(claim, {(lower, run): spread(0.10), (higher, run): spread(0.15)})
+    assert verdict.outcome == "reproduced" and (verdict.a, verdict.b) == (run, run)
+    assert verdict_on(claim, {(lower, run): spread(0.15), (higher, run): spread(0.10)}).outcome == "contradicted"
+    # the line is a constant: the readings of the seeds alone make the interval
+    line = "vanishing_line" if "vanish" in claim.key else "healthy_band"
+    constant = EXPERIMENTS["gradients"].quantities[line].measure(None, {})
+    assert constant == {"vanishing_line": -2.0, "healthy_band": 2.0}[line]
 
 
 def test_a_claim_not_tested_says_why_and_is_never_judged():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from . import degradation, layer_responses, protocols, shortcuts, vgg_depth, vgg_init, warmup
+from . import degradation, gradients, layer_responses, protocols, shortcuts, vgg_depth, vgg_init, warmup
 from .base import Experiment
 from .runner import reproduce, reproduce_all
 from .workers import ExperimentFailed, ExperimentInterrupted
@@ -17,6 +17,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         vgg_init.EXPERIMENT,
         shortcuts.EXPERIMENT,
         layer_responses.EXPERIMENT,
+        gradients.EXPERIMENT,
         warmup.EXPERIMENT,
         protocols.EXPERIMENT,
     )

@@ -56,6 +56,18 @@ CLAIMS: tuple[Claim, ...] = (
           "tenth of training",
           "degradation", "early_train_error", "ResNet-{shallow}", "plain-{shallow}", "lower",
           "\"ResNet eases the optimization by providing faster convergence at the early stage\" (18 layers)"),
+    # Gradient norms (ResNet Sec. 4.1): each side is the deeper plain net's own reading against a line fixed before
+    # any verdict seed ran (experiments/gradients.py)
+    Claim("resnet-sec41-plain-gradients-do-not-vanish", "ResNet Sec. 4.1",
+          "in the deeper plain net no gradient vanishes: every conv layer's weight-gradient norm stays above 1% of "
+          "the last layer's (log10 above -2), at initialisation and at the end of training",
+          "gradients", "gradient_floor", "plain-{deep}", "plain-{deep}", "higher",
+          '"neither forward nor backward signals vanish" (plain nets with BN)', quantity_b="vanishing_line"),
+    Claim("resnet-sec41-plain-gradients-healthy", "ResNet Sec. 4.1",
+          "in the deeper plain net the gradient norms are healthy: every conv layer's within two decades of every "
+          "other's (log10 of largest over smallest below 2), at initialisation and at the end of training",
+          "gradients", "gradient_spread", "plain-{deep}", "plain-{deep}", "lower",
+          '"the backward propagated gradients exhibit healthy norms with BN"', quantity_b="healthy_band"),
     # Layer responses (ResNet Sec. 4.2, Fig. 7)
     Claim("resnet-fig7-resnet-weaker-deep", "ResNet Fig. 7",
           "at the deeper depth the ResNet's 3x3 layers respond more weakly than the plain net's",
@@ -128,6 +140,15 @@ CLAIMS: tuple[Claim, ...] = (
           "E started from a trained A reaches A's final validation error in fewer steps than E from random",
           "vgg_init", "steps_to_a", "E from A", "E random", "lower",
           "as for D"),
+    Claim("vgg-sec31-bad-init-stalls-deep-nets", "VGG Sec. 3.1",
+          "a bad initialisation stalls a deep net where it does not stall a shallow one: D from N(0, 0.01^2) stays "
+          "near chance while A from the same initialisation learns",
+          "vgg_init", "val_error", "D random", "A", "higher",
+          '"bad initialisation can stall learning due to the instability of gradient in deep nets"',
+          not_tested="no faithful small-scale test: within the CPU presets' budgets the paper's N(0, 0.01^2) "
+          "leaves A itself at chance level on [0, 1]-scaled pixels (the quick preset's calibration), so a stall "
+          "of D cannot be told from A's; the full preset trains A with it for 370k iterations, where the test "
+          "is D from N(0, 0.01^2) against that A"),
     # Test protocols (ResNet Sec. 3.4, VGG Sec. 4.3)
     Claim("resnet-sec34-ten-crop-beats-centre", "ResNet Sec. 3.4 (and AlexNet's testing)",
           "ten-crop testing beats the single centre view",

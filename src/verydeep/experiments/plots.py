@@ -74,7 +74,9 @@ def bars(labels: list[str], values: list[list[float]], path: Path, ylabel: str, 
     return path
 
 
-def line_panels(panels: dict[str, dict[str, list[list[float]]]], path: Path, xlabel: str, ylabel: str) -> Path:
+def line_panels(
+    panels: dict[str, dict[str, list[list[float]]]], path: Path, xlabel: str, ylabel: str, title: str = ""
+) -> Path:
     """Panels of named lines (values against their index, e.g. per-layer response strength), each the mean over
     its seeds' lines in a band that holds every seed."""
     fig = Figure(figsize=(5.2 * len(panels), 3.8))
@@ -91,6 +93,8 @@ def line_panels(panels: dict[str, dict[str, list[list[float]]]], path: Path, xla
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
