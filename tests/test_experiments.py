@@ -440,8 +440,8 @@ def test_the_gradient_norms_at_initialisation_are_those_of_the_network_the_run_t
 def test_the_gradient_readings_are_the_worst_of_the_two_moments(monkeypatch):
     from verydeep.experiments import gradients
 
-    monkeypatch.setattr(gradients, "norms", lambda folder: {"initialisation": (1000.0, 10.0, 1.0),
-                                                            "end of training": (0.05, 2.0, 1.0)})  # fmt: skip
+    runs = {Path("x"): {"initialisation": (2000.0, 20.0, 2.0), "end of training": (0.1, 4.0, 2.0)}}
+    monkeypatch.setattr(gradients, "norms", lambda folder: runs[folder])
     result = type("R", (), {"path": Path("x")})()
     assert gradients.floor(result, {}) == pytest.approx(math.log10(0.05))  # the end's first layer, 5% of the last
-    assert gradients.spread(result, {}) == pytest.approx(3.0)  # initialisation: 1000 over 1
+    assert gradients.spread(result, {}) == pytest.approx(3.0)  # initialisation: 2000 over 2

@@ -85,8 +85,12 @@ def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
                         "log10 (norm / last layer's)", title)]  # fmt: skip
 
 
-def constant(value: float) -> Quantity:
-    return Quantity(f"the line at {value:+.0f}", lambda result, runs: value, unit="value")
+def vanishing_line(result: RunResult, runs: Runs) -> float:
+    return VANISHES_BELOW
+
+
+def healthy_band(result: RunResult, runs: Runs) -> float:
+    return HEALTHY_WITHIN
 
 
 EXPERIMENT = Experiment(
@@ -103,8 +107,8 @@ EXPERIMENT = Experiment(
     quantities={
         "gradient_floor": Quantity("log10 smallest layer gradient / last layer's", floor, unit="value"),
         "gradient_spread": Quantity("log10 largest layer gradient / smallest", spread, unit="value"),
-        "vanishing_line": constant(VANISHES_BELOW),
-        "healthy_band": constant(HEALTHY_WITHIN),
+        "vanishing_line": Quantity("the line of 1% (log10)", vanishing_line, unit="value"),
+        "healthy_band": Quantity("the band of two decades (log10)", healthy_band, unit="value"),
     },
     figures=figures,
     names=degradation.names,
