@@ -342,9 +342,10 @@ def planted(claim, i: int):
     inconclusive, with a mean of its own (0.1 + 0.003 i) on side a, so that each row can be told apart."""
     outcome = ("reproduced", "contradicted", "inconclusive")[i % 3]
     a = [0.1 + 0.003 * i + e for e in (-0.0005, 0.0, 0.0005)]
-    gap = {"lower": 0.2, "higher": -0.2, "equivalent": 0.0}[claim.relation]
+    gap = {"lower": 0.2, "higher": -0.2, "equivalent": 0.0, "not higher": 0.0}[claim.relation]
     if outcome == "contradicted":
-        gap = -gap if claim.relation != "equivalent" else 10 * (claim.margin or 0.01)
+        gap = -gap if claim.relation in ("lower", "higher") else 10 * claim.margin
+        gap = -gap if claim.relation == "not higher" else gap  # b below a by far: a far higher
     b = [x + gap for x in a]
     if outcome == "inconclusive":
         b = [a[0] - 0.3, a[1], a[2] + 0.3]

@@ -342,6 +342,8 @@ AGAINST_A_LINE = {
     "resnet-sec41-plain-gradients-do-not-vanish": ("vanishing_line", "gradient_floor"),  # no layer under 1%
     "resnet-sec41-plain-gradients-healthy": ("gradient_spread", "healthy_band"),  # within two decades
 }
+# the weaker reading of a directional claim: a no higher than b by the margin or more (non-inferiority)
+NO_HIGHER_WITHIN_A_POINT = {"resnet-sec41-degradation-addressed": ("ResNet-56", "ResNet-20")}
 NOT_TESTED = {"vgg-table5-dense-and-multicrop", "vgg-sec31-bad-init-stalls-deep-nets"}
 NAMES = {"degradation": {"shallow": "20", "deep": "56"}, "layer_responses": {"shallow": "20", "deep": "56"},
          "protocols": {"shallow": "20", "deep": "56"}, "gradients": {"shallow": "20", "deep": "56"}}  # fmt: skip
@@ -349,6 +351,7 @@ NAMES = {"degradation": {"shallow": "20", "deep": "56"}, "layer_responses": {"sh
 
 def test_the_ledger_lists_every_claim_of_both_papers_with_its_source():
     ledger = set(LOWER_THAN) | set(WITHIN_A_POINT) | set(TWO_PROTOCOLS) | set(AGAINST_A_LINE) | NOT_TESTED
+    ledger |= set(NO_HIGHER_WITHIN_A_POINT)
     assert {c.key for c in CLAIMS} == ledger
     assert len({c.key for c in CLAIMS}) == len(CLAIMS)
     for claim in CLAIMS:
@@ -406,6 +409,49 @@ def test_each_equivalence_claim_reads_reproduced_within_a_point_and_contradicted
         assert verdict_on(claim, {(q, one): spread(0.1), (q, other): spread(0.1 + gap)}).outcome == "contradicted"
     wide = verdict_on(claim, {(q, one): [0.08, 0.10, 0.12], (q, other): [0.09, 0.11, 0.13]})
     assert wide.outcome == "inconclusive"
+
+
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.key in NO_HIGHER_WITHIN_A_POINT], ids=lambda c: c.key)
+def test_the_weaker_reading_is_reproduced_below_the_margin_and_contradicted_beyond_it(claim):
+    deeper, shallower = NO_HIGHER_WITHIN_A_POINT[claim.key]
+    q = claim.quantity
+    assert claim.relation == "not higher" and claim.margin == 0.01
+    # lower, equal, or higher by half a point: all no higher than a point above
+    for gap in (-0.02, 0.0, 0.005):
+        verdict = verdict_on(claim, {(q, deeper): spread(0.10 + gap), (q, shallower): spread(0.10)})
+        assert verdict.outcome == "reproduced", gap
+    assert verdict_on(claim, {(q, deeper): spread(0.13), (q, shallower): spread(0.10)}).outcome == "contradicted"
+    wide = verdict_on(claim, {(q, deeper): [0.08, 0.11, 0.14], (q, shallower): [0.09, 0.10, 0.11]})
+    assert wide.outcome == "inconclusive" and "margin +1.00 points" in wide.evidence()
+
+
+def test_non_inferiority_reads_the_90_percent_interval_for_its_verdict_and_the_95_against_it():
+    # a - b = +1.5; the verdict's edges are the 90% interval's upper end and the 95% interval's lower end
+    a, b = [1.0, 1.5, 2.0, 1.5, 2.0], [0.0, 0.0, 0.0, 0.5, 0.0]
+    inner, outer = welch(a, b, 1 - 2 * (1 - 0.95)), welch(a, b)
+    assert decide(a, b, "not higher", inner.high + 1e-9) == ("reproduced", inner)
+    assert decide(a, b, "not higher", inner.high - 1e-9)[0] == "inconclusive"
+    assert decide(a, b, "not higher", outer.low - 1e-9) == ("contradicted", outer)
+    assert decide(a, b, "not higher", outer.low + 1e-9)[0] == "inconclusive"
+    # an interval that ends on the margin is not below it, nor above it
+    assert decide(a, b, "not higher", inner.high)[0] == decide(a, b, "not higher", outer.low)[0] == "inconclusive"
+    assert decide([0.1], [0.1], "not higher", 0.01)[0] == "inconclusive"  # one seed a side decides nothing
+    for margin in (None, 0.0, -0.01):
+        with pytest.raises(ValueError, match="^a non-inferiority claim needs a positive margin$"):
+            decide(a, b, "not higher", margin)
+
+
+def test_the_seeds_a_non_inferiority_needs_count_to_its_margin_from_either_side():
+    b = [0.09, 0.10, 0.11]
+    inside = welch(b, b)  # difference 0, a point's margin away
+    outside = welch([x + 0.02 for x in b], b)  # difference +2 points, one past the margin
+    n_in, n_out = (evidence.seeds_to_decide(d, "not higher", 0.01) for d in (inside, outside))
+    # spread sqrt(2) points; one-sided at 5%: t(0.95, 12) 1.782 x 1.414 / sqrt(7) = 0.95 < 1 point, at 6 seeds
+    # t(0.95, 10) 1.812 x 1.414 / sqrt(6) = 1.05; two-sided: t(0.975, 16) 2.120 x 1.414 / 3 = 0.9993 at 9 seeds
+    assert n_in == evidence.seeds_to_decide(inside, "equivalent", 0.01) == 7  # one-sided, as TOST's sides
+    assert n_out == evidence.seeds_to_decide(welch([x + 0.01 for x in b], b), "lower") == 9  # two-sided, 95%
+    assert evidence.seeds_to_decide(welch([0.11, 0.11], [0.10, 0.10]), "not higher", 0.01) is None  # no spread
+    assert evidence.budget_to_decide([(1000, 0.03), (4000, 0.0)], 0.01, "not higher") is None  # seeds decide it
 
 
 def test_ten_crops_are_compared_with_the_centre_view_of_the_same_runs():

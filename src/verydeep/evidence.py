@@ -20,7 +20,7 @@ from typing import Literal
 
 from scipy import stats
 
-Relation = Literal["lower", "higher", "equivalent"]
+Relation = Literal["lower", "higher", "equivalent", "not higher"]
 Outcome = Literal["reproduced", "contradicted", "inconclusive"]
 LEVEL = 0.95
 
@@ -87,8 +87,20 @@ def welch(a: list[float], b: list[float], level: float = LEVEL) -> Difference:
 def decide(
     a: list[float], b: list[float], relation: Relation, margin: float | None = None
 ) -> tuple[Outcome, Difference]:
-    """The verdict on "a is ``relation`` than b" (for "equivalent": |mean a - mean b| < ``margin``) and the
-    difference it rests on: the 95% interval, or for equivalence the 90% one that TOST at 5% reads."""
+    """The verdict on "a is ``relation`` than b" (for "equivalent": |mean a - mean b| < ``margin``; for "not
+    higher": mean a - mean b < ``margin``, a non-inferiority test) and the difference it rests on: the 95%
+    interval, or for equivalence and non-inferiority the 90% one that a one-sided test at 5% reads."""
+    if relation == "not higher":
+        if margin is None or margin <= 0:
+            raise ValueError("a non-inferiority claim needs a positive margin")
+        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b)
+        if inner.low is None:
+            return "inconclusive", inner
+        if inner.high < margin:
+            return "reproduced", inner
+        if outer.low > margin:
+            return "contradicted", outer
+        return "inconclusive", inner
     if relation == "equivalent":
         if margin is None or margin <= 0:
             raise ValueError("an equivalence claim needs a positive margin")
@@ -108,19 +120,26 @@ def decide(
         return ("reproduced" if below else "contradicted" if above else "inconclusive"), difference
     if relation == "higher":
         return ("reproduced" if above else "contradicted" if below else "inconclusive"), difference
-    raise ValueError(f"unknown relation {relation!r}; valid: lower, higher, equivalent")
+    raise ValueError(f"unknown relation {relation!r}; valid: lower, higher, equivalent, not higher")
 
 
 def seeds_to_decide(difference: Difference, relation: Relation, margin: float | None = None, most: int = 1000):
     """Seeds a side that would decide the claim if the difference and the spreads stayed as measured: the
     fewest n whose interval (Welch's, on 2n - 2 degrees of freedom) leaves zero, or for an equivalence the
-    margin, on the side the difference lies. None when no number would: no difference at all, a spread of
-    zero, or an equivalence whose difference is already outside its margin."""
+    margin, on the side the difference lies (a non-inferiority: its margin, from either side). None when no number
+    would: no difference at all, a spread of zero, or an equivalence whose difference is already outside its
+    margin."""
     spread = math.sqrt(difference.std_a**2 + difference.std_b**2)
-    gap = abs(difference.value) if relation != "equivalent" else (margin or 0.0) - abs(difference.value)
+    if relation == "equivalent":
+        gap = (margin or 0.0) - abs(difference.value)
+    elif relation == "not higher":
+        gap = abs((margin or 0.0) - difference.value)
+    else:
+        gap = abs(difference.value)
     if spread == 0 or gap <= 0:
         return None
-    level = LEVEL if relation != "equivalent" else 1 - 2 * (1 - LEVEL)
+    one_sided = relation == "equivalent" or (relation == "not higher" and difference.value < (margin or 0.0))
+    level = 1 - 2 * (1 - LEVEL) if one_sided else LEVEL
     for n in range(2, most + 1):
         if t_quantile(0.5 + level / 2, 2 * n - 2) * spread / math.sqrt(n) < gap:
             return n
@@ -136,7 +155,7 @@ def budget_to_decide(points: list[tuple[float, float]], half_width: float, relat
     Returns the budget where the line reaches -half_width for "lower" (+half_width for "higher"); None when
     the line heads the other way or is flat, or for an equivalence, which more training does not decide: its
     interval narrows with seeds, not steps."""
-    if relation == "equivalent" or len(points) < 2 or half_width <= 0:
+    if relation in ("equivalent", "not higher") or len(points) < 2 or half_width <= 0:
         return None
     xs = [math.log2(budget) for budget, _ in points]
     ys = [difference for _, difference in points]

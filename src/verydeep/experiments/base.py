@@ -163,11 +163,15 @@ class Verdict:
                 f"over {d.n_a} and {d.n_b} seeds); difference {q.format_difference(d.value)}{unit}")  # fmt: skip
         if d.low is None:
             return text + ", no interval: one seed a side cannot decide."
-        test = "TOST with Welch's t" if self.claim.relation == "equivalent" else "Welch's t"
+        test = {"equivalent": "TOST with Welch's t", "not higher": "one-sided Welch's t against the margin"}.get(
+            self.claim.relation, "Welch's t"
+        )
         low, high = q.format_difference(d.low), q.format_difference(d.high)
         text += f", {100 * d.level:.0f}% interval [{low}, {high}] ({test}"
         if self.claim.relation == "equivalent":
             text += f"; margin ±{q.format(self.claim.margin)}{unit}"
+        if self.claim.relation == "not higher":
+            text += f"; margin {q.format_difference(self.claim.margin)}{unit}"
         text += ")"
         if self.outcome == "inconclusive":
             n = seeds_to_decide(d, self.claim.relation, self.claim.margin)
@@ -175,7 +179,8 @@ class Verdict:
                 text += "; more seeds would not decide it at this budget"
             else:
                 many = f"more than {n - 1}" if n > 1000 else f"about {n}"
-                paper_side = {"lower": d.value < 0, "higher": d.value > 0, "equivalent": True}[self.claim.relation]
+                paper_side = {"lower": d.value < 0, "higher": d.value > 0, "equivalent": True,
+                              "not higher": d.value < (self.claim.margin or 0.0)}[self.claim.relation]  # fmt: skip
                 way = "reproduced" if paper_side else "contradicted"
                 text += f"; {many} seeds a side would decide it ({way}) at this budget, if the spread stays as measured"
         return text + "."

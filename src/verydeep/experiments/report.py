@@ -19,6 +19,9 @@ MARKS = {"reproduced": "reproduced", "contradicted": "CONTRADICTED", "inconclusi
          "not tested": "not tested"}  # fmt: skip
 
 
+TESTS = {"equivalent": "TOST, Welch's t", "not higher": "one-sided Welch's t against the margin"}
+
+
 @dataclass(frozen=True)
 class Reproduction:
     """What ``reproduce`` asked for and found: every seed's runs, the values measured on them, the verdicts."""
@@ -63,7 +66,7 @@ def verdict_entry(v: Verdict, command: str = "") -> dict:
             "values_a": list(v.values_a), "values_b": list(v.values_b),
             "mean_a": d.mean_a, "std_a": d.std_a, "mean_b": d.mean_b, "std_b": d.std_b, "seeds": d.n_a,
             "difference": d.value, "interval": None if d.low is None else [d.low, d.high], "level": d.level,
-            "test": "TOST, Welch's t" if c.relation == "equivalent" else "Welch's t", "p": d.p_value,
+            "test": TESTS.get(c.relation, "Welch's t"), "p": d.p_value,
             "unit": v.quantity.unit,
         }  # fmt: skip
     else:
@@ -300,8 +303,8 @@ def budget(entry: dict, earlier: list[dict], reproductions: list[Reproduction]) 
     text = f"**{entry['claim']}** ({entry['a']} vs {entry['b']}): " + " -> ".join(steps)
     if len(points) < 2:
         text += "; no smaller preset's index here to draw a trend from (run `verydeep reproduce all --preset quick`)"
-    elif entry["relation"] == "equivalent":
-        text += "; an equivalence is decided by more seeds, not more training: "
+    elif entry["relation"] in ("equivalent", "not higher"):
+        text += "; a claim within a margin is decided by more seeds, not more training: "
         text += entry["evidence"].split("; ")[-1].rstrip(".")
     else:
         needed = budget_to_decide(points, (high - low) / 2, entry["relation"])
