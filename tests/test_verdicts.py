@@ -594,3 +594,40 @@ def test_a_claim_not_tested_keeps_its_claim_and_labels():
     claim = by_key("vgg-table5-dense-and-multicrop")
     verdict = verdict_on(claim, {})
     assert verdict.claim is claim and (verdict.a, verdict.b) == ("D", "D")
+
+
+def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it_and_which_way():
+    def claim(key):
+        return next(c for c in CLAIMS if c.key == key)
+
+    def suffix(verdict) -> str:
+        return verdict.evidence().rsplit("; ", 1)[1]
+
+    def expect(verdict, way: str, margin=None) -> None:
+        assert verdict.outcome == "inconclusive"
+        n = evidence.seeds_to_decide(verdict.difference, verdict.claim.relation, margin)
+        assert suffix(verdict) == f"about {n} seeds a side would decide it ({way}) at this budget, if the spread " \
+            "stays as measured."  # fmt: skip
+
+    near, far = [0.10, 0.14, 0.12], [0.12, 0.16, 0.14]  # a difference of 2 points inside a wide spread
+    lower = claim("resnet-fig6-resnet-deeper-better")  # ResNet-56 lower than ResNet-20
+    expect(verdict_on(lower, {("train_error", "ResNet-56"): near, ("train_error", "ResNet-20"): far}), "reproduced")
+    expect(verdict_on(lower, {("train_error", "ResNet-56"): far, ("train_error", "ResNet-20"): near}), "contradicted")
+    higher = claim("resnet-fig6-plain-degrades")  # plain-56 higher than plain-20
+    expect(verdict_on(higher, {("train_error", "plain-56"): far, ("train_error", "plain-20"): near}), "reproduced")
+    expect(verdict_on(higher, {("train_error", "plain-56"): near, ("train_error", "plain-20"): far}), "contradicted")
+    same = claim("vgg-table3-depth-saturates")  # E within a point of D
+    wide = [0.10, 0.13, 0.16]
+    expect(verdict_on(same, {("val_error", "E"): wide, ("val_error", "D"): [0.10, 0.131, 0.16]}), "reproduced", 0.01)
+    weaker = claim("resnet-sec41-degradation-addressed")  # ResNet-56 less than a point above ResNet-20
+    expect(verdict_on(weaker, {("train_error", "ResNet-56"): wide, ("train_error", "ResNet-20"): wide}),
+           "reproduced", 0.01)  # fmt: skip
+    above = [x + 0.03 for x in wide]  # three points above: past the margin
+    expect(verdict_on(weaker, {("train_error", "ResNet-56"): above, ("train_error", "ResNet-20"): wide}),
+           "contradicted", 0.01)  # fmt: skip
+    # a difference far inside its noise: more seeds than the cap
+    tiny = verdict_on(
+        lower, {("train_error", "ResNet-56"): [0.1, 0.2, 0.3], ("train_error", "ResNet-20"): [0.1001, 0.2001, 0.3001]}
+    )
+    assert suffix(tiny) == "more than 1000 seeds a side would decide it (reproduced) at this budget, if the " \
+        "spread stays as measured."  # fmt: skip
