@@ -422,7 +422,9 @@ def test_the_weaker_reading_is_reproduced_below_the_margin_and_contradicted_beyo
         assert verdict.outcome == "reproduced", gap
     assert verdict_on(claim, {(q, deeper): spread(0.13), (q, shallower): spread(0.10)}).outcome == "contradicted"
     wide = verdict_on(claim, {(q, deeper): [0.08, 0.11, 0.14], (q, shallower): [0.09, 0.10, 0.11]})
-    assert wide.outcome == "inconclusive" and "margin +1.00 points" in wide.evidence()
+    assert wide.outcome == "inconclusive" and wide.evidence().startswith("train error %: ResNet-56 11.00 ± 3.00 vs ")
+    assert "90% interval [" in wide.evidence()
+    assert "(one-sided Welch's t against the margin; margin +1.00 points)" in wide.evidence()
 
 
 def test_non_inferiority_reads_the_90_percent_interval_for_its_verdict_and_the_95_against_it():
