@@ -436,7 +436,11 @@ def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", da
                   f"{study.overrides.get('batch_size')}, lr {study.overrides.get('lr')}, the {study.recipe} recipe "
                   f"otherwise; one process of one thread each. Readings: "
                   + "; ".join(f"`{k}` the {READINGS[k]}" for k in study.readings) + ".", "",
-                  *table(study, record), "",
+                  ]  # fmt: skip
+        if not paired(study, record):
+            lines += ["No pair of this study's runs has finished yet.", ""]
+            continue
+        lines += [*table(study, record), "",
                   f"CPU: {', '.join(sorted({str(r.get('cpu')) for r in record.runs.values()}))}; two runs at a "
                   "time on its two cores, beside other work, so the minutes are an upper bound.", ""]  # fmt: skip
         for draw, stem in ((curves_figure, "curves"), (difference_figure, "differences")):
