@@ -26,30 +26,11 @@ import torch
 from safetensors.torch import load_file
 
 from verydeep.device import cpu_name
+from verydeep.processes import alive, children_of
 from verydeep.runs import RunDir, load_checkpoint
 
 RUN = ["--model", "resnet20", "--subset", "3000", "--val-size", "500", "--batch-size", "32", "--iters", "600"]
 RUN += ["--procs", "2", "--deterministic", "--checkpoint-every", "10", "--log-every", "10"]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from verydeep.cli import main
-from verydeep.processes import Family, ending_words
+from verydeep.processes import Family, alive, children_of, ending_words
 from verydeep.runs import RunDir, load_checkpoint
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the processes")
@@ -32,28 +32,6 @@ VGG = ["--model", "vgg_a", "-o", "width=0.25", "-o", "init=kaiming", "--data", "
 VGG += ["--subset", "256", "--val-size", "32", "--batch-size", "32", "--lr", "0.01", "--iters", "40"]
 VGG += ["--procs", "2", "--deterministic", "--precision", "fp32", "--checkpoint-every", "2", "--log-every", "2"]
 TIMEOUT = 300  # seconds: generous bounds on waits, never a timing assertion
-
-
-def children_of(pid: int) -> list[int]:
-    """The live processes whose parent is ``pid``, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def rank_of(pid: int) -> int | None:

@@ -181,9 +181,6 @@ class Family:
         self.children.append(child)
         return child
 
-    def running(self) -> list[Child]:
-        return [c for c in self.children if c.poll() is None]
-
     def stop_all(self, sig: int) -> None:
         for child in self.children:
             child.send(sig)
@@ -272,6 +269,31 @@ def watch_lifeline(fd: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # a stop request: a training loop checkpoints at its next step
     time.sleep(STOP_DEADLINE)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+# The process table (Linux's /proc), for whoever watches processes from outside: tests and the kill trial.
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def write_traceback(text: str) -> bool:
