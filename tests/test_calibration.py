@@ -71,8 +71,10 @@ def test_the_report_gives_every_cell_its_differences_and_survives_the_loss_of_th
     out = calibration.write_report({"tiny": TINY}, gone, tmp_path / "docs" / "calibration.md", "synthetic", reps=500)
     text = out.read_text()
     assert "The rule that picks a preset's regime" in text and "The rule picks: **" in text
-    rows = [line for line in text.splitlines() if line.startswith("| 64-step") or line.startswith("| 32-cosine")]
+    rows = [line for line in text.splitlines() if line.startswith(("| 64-step (", "| 32-cosine ("))]
     assert len(rows) == 2 * 2 * 3  # regimes x budgets x readings
+    rule_rows = [line for line in text.splitlines() if line.startswith(("| 64-step |", "| 32-cosine |"))]
+    assert len(rule_rows) == 2 * 2 * 3 and "What the rule finds" in text  # and the rule's view of each
     by_cell = calibration.paired(TINY, Record(tmp_path / "docs" / "calibration" / "tiny.json"))
     for (regime, budget), seeds in by_cell.items():
         for name in TINY.readings:
@@ -98,3 +100,49 @@ def test_a_net_that_starts_from_the_other_is_pointed_at_that_run_of_its_own_regi
         assert (d.label, a.label) == ("D", "A") and (cell.folder_a, cell.folder_b) == (d_folder, a_folder)
         assert d_config.init_from == str(a_folder) and a_config.init_from is None
         assert d_config.seed == a_config.seed == cell.seed and d_config.subset == a_config.subset
+
+
+def hand_made_record(tmp_path, cells: dict) -> Record:
+    """cells: (regime, budget) -> (a's readings per seed, b's, seconds a run)."""
+    record = Record(tmp_path / "hand.json")
+    for (regime, budget), (a, b, seconds) in cells.items():
+        for seed, (x, y) in zip(calibration.SEEDS, zip(a, b)):
+            for label, value in (("ResNet-56", x), ("ResNet-20", y)):
+                key = f"{label}-{regime}-{budget}-{seed}"
+                record.add({"key": key, "label": label, "regime": regime, "budget": budget, "seed": seed,
+                            "readings": {"last": value}, "seconds": seconds})  # fmt: skip
+    return record
+
+
+HAND = Study(
+    claim="resnet-fig6-resnet-deeper-better", title="hand-made", a=RunSpec("ResNet-56", "resnet56"),
+    b=RunSpec("ResNet-20", "resnet20"), relation="lower", recipe="resnet_cifar", overrides={},
+    regimes=(Regime("2k", 2_000, STEP), Regime("8k", 8_000, STEP)), budgets=(10, 30), readings=("last",),
+    experiment="degradation", pairs=2.0,
+)  # fmt: skip
+
+
+def test_the_rule_takes_the_cheapest_cell_on_the_papers_side_that_its_seeds_and_time_allow(tmp_path):
+    cells = {
+        ("2k", 10): ([0.11, 0.12], [0.10, 0.10], 30),  # the wrong side: never eligible
+        ("2k", 30): ([0.10, 0.11], [0.12, 0.13], 300),  # 3 seeds x 1.5 = 5; 10 minutes a pair x 2 x 8 = 160: long
+        ("8k", 30): ([0.10, 0.14], [0.12, 0.16], 30),  # the paper's side, but far too spread for 8 seeds
+        ("8k", 10): ([0.20, 0.21], [0.25, 0.26], 30),  # 2 seeds x 1.5, at least 3; 1 minute x 2 x 8 = 16: both
+    }
+    record = hand_made_record(tmp_path, cells)
+    found = {(c.regime.name, c.budget): c for c in calibration.choices(HAND, record)}
+    assert found[("2k", 10)].fits == () and found[("2k", 10)].needed is None
+    assert found[("2k", 30)].needed == 5 and found[("2k", 30)].minutes == pytest.approx(160)
+    assert found[("2k", 30)].fits == ("long",)
+    assert found[("8k", 30)].needed > 8 and found[("8k", 30)].fits == ()
+    assert found[("8k", 10)].needed == 3 and found[("8k", 10)].fits == ("standard", "long")
+    assert (
+        calibration.pick(HAND, record, "standard").regime.name,
+        calibration.pick(HAND, record, "standard").budget,
+    ) == ("8k", 10)
+    del cells[("8k", 10)]
+    record = hand_made_record(tmp_path, cells)
+    assert calibration.pick(HAND, record, "standard") is None  # rule 3: standard keeps its regime
+    chosen = calibration.pick(HAND, record, "long")
+    assert (chosen.regime.name, chosen.budget, chosen.reading) == ("2k", 30, "last")
+    assert "`long` (share 600 core-minutes): **2k**" in "\n".join(calibration.rule_section(HAND, record))

@@ -1,5 +1,6 @@
 """Every experiment's smoke preset runs end to end, and an interrupted reproduction continues where it stopped."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -14,6 +15,7 @@ import pytest
 
 from verydeep.cli import main
 from verydeep.config import TrainConfig
+from verydeep.evidence import Looks
 from verydeep.experiments import (
     EXPERIMENTS,
     ExperimentFailed,
@@ -123,7 +125,7 @@ def test_the_readmes_results_are_written_from_the_index_and_nothing_else_changes
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nbefore\n{tool['BEGIN']}\nstale\n{tool['END']}\nafter\n")
     index = json.loads((smoke.root / "index.json").read_text())
-    section = tool["section"](index)
+    section = tool["section"]([index])
     for claim in index["claims"]:
         assert f"| {claim['claim']} | {claim['source']} |" in section and claim["outcome"] in section
     text = readme.read_text().replace(f"{tool['BEGIN']}\nstale\n{tool['END']}", section)
@@ -225,8 +227,8 @@ def test_imagenet_degradation_compares_parameter_free_shortcuts():
 
 def test_the_report_gives_the_shortest_command_that_reproduces_it():
     experiment = get_experiment("degradation")
-    short = reproduce_command(experiment, "quick", "fashion-mnist", (0, 1, 2), dict(experiment.defaults))
-    assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]  # quick's own three seeds
+    short = reproduce_command(experiment, "quick", "fashion-mnist", (0, 1, 2, 3, 4), dict(experiment.defaults))
+    assert short == ["verydeep", "reproduce", "degradation", "--preset", "quick"]  # quick's own five seeds
     long = reproduce_command(experiment, "quick", "cifar10", (3, 4), {"depths": (20, 110)})
     assert long[5:] == ["--data", "cifar10", "--seeds", "2", "--seed", "3", "--depths", "20,110"]
 
@@ -372,22 +374,26 @@ def test_every_rendered_row_carries_its_own_claims_verdict(smoke, tmp_path):
         for v in r.verdicts:
             if v.outcome == "not tested":
                 verdicts.append(v)
-                expected[v.claim.key] = ("not tested", None)
+                expected[v.claim.key] = ("not tested", None, None)
                 continue
             outcome, a, b = planted(v.claim, order[v.claim.key])
             got, difference = decide(a, b, v.claim.relation, v.claim.margin)
             assert got == outcome, v.claim.key  # the planted values decide as meant
             verdicts.append(Verdict(v.claim, v.a, v.b, got, difference, tuple(a), tuple(b), v.quantity))
-            expected[v.claim.key] = (got, v.quantity.format(difference.mean_a))
+            expected[v.claim.key] = (
+                got,
+                v.quantity.format(difference.mean_a),
+                v.quantity.format_difference(difference.value),
+            )
         remade.append(dataclasses.replace(r, verdicts=verdicts))
-    assert {o for o, _ in expected.values()} == set(MARKS)
+    assert {o for o, *_ in expected.values()} == set(MARKS)
     root = tmp_path / "reproductions"
     for r in remade:
         (root / r.experiment.name).mkdir(parents=True)
         write_experiment(root / r.experiment.name, r)
     index_md, index_json = write_index(root, remade, "smoke")
     tool = runpy.run_path(str(Path(__file__).parent.parent / "tools" / "readme_results.py"))
-    readme = tool["section"](json.loads(index_json.read_text()))
+    readme = tool["section"]([json.loads(index_json.read_text())])
     reports = "\n".join((root / r.experiment.name / "report.md").read_text() for r in remade)
 
     def line_of(text: str, claim) -> str:
@@ -396,14 +402,16 @@ def test_every_rendered_row_carries_its_own_claims_verdict(smoke, tmp_path):
         return lines[0]
 
     for claim in CLAIMS:
-        outcome, mean_a = expected[claim.key]
+        outcome, mean_a, difference = expected[claim.key]
         for name, text in (("index.md", index_md.read_text()), ("report.md", reports), ("README", readme)):
             line = line_of(text, claim)
             assert f"**{MARKS[outcome]}**" in line, (name, claim.key, line)
             others = {f"**{m}**" for o, m in MARKS.items() if o != outcome}
             assert not any(mark in line for mark in others), (name, claim.key, line)
             if mean_a is not None:
-                assert f"{claim.a.split('{')[0]}" in line and f" {mean_a} ± " in line, (name, claim.key, line)
+                assert f"{claim.a.split('{')[0]}" in line, (name, claim.key, line)
+                shown = f" {difference} [" if name == "README" else f" {mean_a} ± "  # the README: the difference
+                assert shown in line, (name, claim.key, line)
 
 
 def test_a_figures_curve_is_the_mean_over_seeds_in_a_band_that_holds_every_seed():
@@ -446,3 +454,46 @@ def test_the_gradient_readings_are_the_worst_of_the_two_moments(monkeypatch):
     result = type("R", (), {"path": Path("x")})()
     assert gradients.floor(result, {}) == pytest.approx(math.log10(0.05))  # the end's first layer, 5% of the last
     assert gradients.spread(result, {}) == pytest.approx(3.0)  # initialisation: 2000 over 2
+
+
+@pytest.mark.fashion_mnist
+def test_a_later_look_trains_only_the_open_claims_runs_and_a_decided_claim_keeps_its_first_verdict(smoke, tmp_path):
+    smoke("degradation")  # seeds 0 and 1 are trained already: the second look trains seed 2 alone
+    by_seed = {"plain-56": (0.5, 0.5, 0.5), "plain-20": (0.2, 0.2, 0.2),
+               "ResNet-56": (0.100, 0.102, 0.101), "ResNet-20": (0.101, 0.100, 0.102)}  # fmt: skip
+
+    def planted(result, runs):
+        return by_seed[result.spec.label][RunDir(result.path).read_record().train.seed]
+
+    experiment = get_experiment("degradation")
+    smoke_preset = dataclasses.replace(experiment.presets["smoke"], seeds=2, looks=Looks((2, 3)),
+                                       readings={"resnet-fig6-resnet-deeper-better": "tail_train_error"})  # fmt: skip
+    quantities = {name: dataclasses.replace(q, measure=planted) for name, q in experiment.quantities.items()}
+    experiment = dataclasses.replace(experiment, presets={"smoke": smoke_preset}, quantities=quantities)
+    logged = []
+    r = reproduce(experiment, preset="smoke", out=tmp_path / "looks", runs_root=smoke.root / "runs", jobs=1,
+                  log=logged.append)  # fmt: skip
+    assert r.seeds == (0, 1) and sorted(r.runs[2]) == ["ResNet-20", "ResNet-56"]
+    verdicts = {v.claim.key: v for v in r.verdicts}
+    reversal = verdicts["resnet-fig6-resnet-deeper-better"]
+    assert reversal.values_a == by_seed["ResNet-56"] and reversal.outcome == "inconclusive"
+    assert reversal.difference.level == pytest.approx(0.975) and reversal.difference.df == 2.0
+    degrades = verdicts["resnet-fig6-plain-degrades"]
+    assert degrades.outcome == "reproduced" and degrades.values_a == (0.5, 0.5)  # decided at the first look
+    assert any("training ResNet-20, ResNet-56 on seed 2" in line for line in logged)
+    summary = json.loads((tmp_path / "looks" / "summary.json").read_text())
+    assert [run["seed"] for run in summary["runs"]["ResNet-56"]] == [0, 1, 2]
+    assert [run["seed"] for run in summary["runs"]["plain-56"]] == [0, 1]
+    report = (tmp_path / "looks" / "report.md").read_text()
+    assert "seeds 2 then 3 a side while the claim is open" in report and "ResNet-56, seed 2:" in report
+    assert reversal.claim.quantity == "tail_train_error" and degrades.claim.quantity == "train_error"
+    (line,) = [line for line in report.splitlines() if "residual learning reverses the degradation" in line]
+    assert "Deviation: this preset reads it as the train error % over the last tenth" in line
+
+
+@pytest.mark.parametrize("command", ["list", "summary", "train", "bench", "reproduce", "calibrate", "eval", "predict",
+                                     "export"])  # fmt: skip
+def test_every_commands_help_is_printed(command, capsys):
+    with pytest.raises(SystemExit) as ended:
+        main([command, "--help"])
+    assert ended.value.code == 0 and "usage: verydeep" in capsys.readouterr().out

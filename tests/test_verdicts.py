@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,18 @@ from scipy import stats
 
 from verydeep import evidence
 from verydeep.evidence import decide, t_quantile, welch
-from verydeep.experiments import EXPERIMENTS, degradation, layer_responses, protocols, vgg_depth, vgg_init, warmup
+from verydeep.experiments import (
+    EXPERIMENTS,
+    calibration,
+    degradation,
+    layer_responses,
+    protocols,
+    vgg_depth,
+    vgg_init,
+    warmup,
+)
 from verydeep.experiments.base import (
+    Preset,
     Quantity,
     RunResult,
     RunSpec,
@@ -176,27 +187,6 @@ def test_the_seeds_that_would_decide_an_inconclusive_claim_at_its_budget():
     assert evidence.seeds_to_decide(welch([1.0, 2.0, 3.0], [1.01, 2.01, 3.01]), "lower") == 1001
 
 
-def test_the_budget_that_would_decide_a_claim_on_its_trend():
-    # -1 point at 1,000 images, -2 at 4,000: -0.5 points per doubling; the interval's half-width is 3 points,
-    # reached 3 doublings past the points' middle (2,000 images): 16,000 images
-    points = [(1000, -0.01), (4000, -0.02)]
-    assert evidence.budget_to_decide(points, 0.03, "lower") == pytest.approx(16_000)
-    assert evidence.budget_to_decide(points, 0.03, "higher") is None  # the line heads away from the paper's side
-    assert evidence.budget_to_decide([(1000, 0.01), (4000, 0.02)], 0.03, "higher") == pytest.approx(16_000)
-    assert evidence.budget_to_decide([(1000, -0.01), (4000, -0.01)], 0.03, "lower") is None  # flat
-    assert evidence.budget_to_decide(points, 0.03, "equivalent") is None  # seeds decide those, not steps
-    assert evidence.budget_to_decide(points[:1], 0.03, "lower") is None  # one budget: no trend
-    assert evidence.budget_to_decide([(1000, -0.01), (1000, -0.02)], 0.03, "lower") is None  # one budget, twice
-    assert evidence.budget_to_decide([(1000, 0.01), (4000, 0.01)], 0.03, "higher") is None  # flat, either side
-    assert evidence.budget_to_decide(points, 0.0, "lower") is None  # no interval: nothing to leave
-    # budgets 1 and 2^sqrt(2) apart: -1 point per sqrt(2) doublings reaches -3 at 2^(2 sqrt(2))
-    apart = [(1.0, -0.01), (2 ** math.sqrt(2), -0.02)]
-    assert evidence.budget_to_decide(apart, 0.03, "lower") == pytest.approx(2 ** (2 * math.sqrt(2)))
-    # three points: the least-squares line, here exactly -0.5 points per doubling again
-    assert evidence.budget_to_decide([(1000, -0.01), (2000, -0.015), (4000, -0.02)], 0.03, "lower") == (
-        pytest.approx(16_000))  # fmt: skip
-
-
 def index_entry(**changes) -> dict:
     entry = {"key": "resnet-fig6-resnet-deeper-better", "claim": "the deeper ResNet is better", "a": "ResNet-56",
              "b": "ResNet-20", "relation": "lower", "outcome": "inconclusive", "unit": "error", "preset": "standard",
@@ -205,20 +195,33 @@ def index_entry(**changes) -> dict:
     return entry | changes
 
 
-def test_the_index_gives_an_inconclusive_claims_trend_and_the_budget_it_needs():
+def test_the_index_gives_an_inconclusive_claims_differences_and_what_the_calibration_measured_of_it():
     from verydeep.experiments.report import budget
 
     quick = {"preset": "quick", "claims": [index_entry(preset="quick", difference=-0.01, images_per_run=1000)]}
     text = budget(index_entry(), [quick], [])
     assert text.startswith("**the deeper ResNet is better** (ResNet-56 vs ResNet-20): -1.00 at quick (1,000 images)"
                            " -> -2.00 at standard (4,000 images)")  # fmt: skip
-    # the half-width 3 points, as in the case above: 16,000 images, four times standard's
-    assert "about 16,000 images per run (4.0x this preset's) would decide it" in text
-    away = budget(index_entry(difference=0.0), [quick], [])
-    assert "does not move towards the paper's side" in away
-    assert "no smaller preset's index" in budget(index_entry(), [], [])
+    assert "would decide it" not in text  # nothing extrapolated from two presets
+    # the committed record of the ResNet reversal: the rule picked long's regime
+    assert "the calibration (docs/calibration.md: 5 regimes at up to" in text and "picked `long` in 2k-step" in text
+    other = budget(index_entry(key="vgg-table3-c-beats-b", claim="C beats B"), [quick], [])
+    assert "not calibrated" in other
     assert budget(index_entry(outcome="reproduced"), [quick], []) == ""
     assert "full" in budget(index_entry(), [quick], [reproduction_of("degradation")])
+
+
+def test_a_claim_whose_study_found_no_regime_says_so_and_names_the_command_that_would_decide_it(tmp_path):
+    record = calibration.Record(tmp_path / "resnet-reversal.json")
+    study = calibration.STUDIES["resnet-reversal"]
+    for seed, (a, b) in zip(calibration.SEEDS, ((0.12, 0.10), (0.13, 0.11))):  # ResNet-56 above: the wrong side
+        for spec, value in ((study.a, a), (study.b, b)):
+            record.add({"key": f"{spec.model}-{seed}", "label": spec.label, "regime": "2k-step", "budget": 150_000,
+                        "seed": seed, "readings": dict.fromkeys(study.readings, value), "seconds": 60})  # fmt: skip
+    record.save(study)
+    text = calibration.finding(study.claim, tmp_path)
+    assert "found no regime that decides it within 10 hours" in text and "--data cifar10" in text
+    assert "has not run here" in calibration.finding(study.claim, tmp_path / "elsewhere")
 
 
 def reproduction_of(name: str):
@@ -269,10 +272,40 @@ def test_the_training_error_over_the_run_averages_every_window():
     assert run_train_error(result("x", windows=windows, val_series=((200, 0.3),)), {}) == pytest.approx(0.55)
 
 
-def test_every_experiment_has_the_four_presets_with_seeds_enough_to_decide():
+def test_every_experiment_has_the_presets_with_seeds_enough_to_decide():
     for experiment in EXPERIMENTS.values():
-        assert list(experiment.presets) == ["smoke", "quick", "standard", "full"], experiment.name
-        assert [p.seeds for p in experiment.presets.values()] == [2, 3, 3, 5], experiment.name
+        names = [name for name in experiment.presets if name != "long"]
+        assert names == ["smoke", "quick", "standard", "full"], experiment.name
+        assert all(p.seeds >= 2 for p in experiment.presets.values()) and experiment.presets["full"].seeds == 5
+    assert "long" in degradation.EXPERIMENT.presets  # the ResNet reversal, which standard cannot decide
+
+
+ROOT = Path(__file__).resolve().parent.parent
+READING_OF = {"last": "train_error", "tail": "tail_train_error", "val": "val_error"}
+
+
+@pytest.mark.parametrize("study_name, experiment, preset", [
+    ("resnet-reversal", degradation.EXPERIMENT, "long"), ("vgg-d-vs-a", vgg_depth.EXPERIMENT, "standard"),
+    ("vgg-d-vs-a", vgg_depth.EXPERIMENT, "long")])  # fmt: skip
+def test_a_preset_built_from_the_calibration_is_the_rules_pick_from_its_committed_record(study_name, experiment,
+                                                                                         preset):  # fmt: skip
+    study = calibration.STUDIES[study_name]
+    chosen = calibration.pick(study, calibration.Record(ROOT / "docs" / "calibration" / f"{study_name}.json"), preset)
+    assert chosen is not None
+    p, claim = experiment.presets[preset], next(c for c in CLAIMS if c.key == study.claim)
+    assert p.subset == chosen.regime.subset and p.subset * p.epochs == chosen.budget
+    wanted = {**study.overrides, **chosen.regime.overrides}
+    assert {k: p.overrides.get(k) for k in wanted} == wanted
+    assert p.looks == calibration.LOOKS and p.seeds == calibration.LOOKS.seeds[0]
+    assert p.readings.get(claim.key, claim.quantity) == READING_OF[chosen.reading]
+    assert p.log_every == study.log_every or chosen.reading != "tail"  # the tail averages windows of that length
+
+
+def test_no_cell_fits_standard_for_the_resnet_reversal_so_standard_keeps_its_regime():
+    study = calibration.STUDIES["resnet-reversal"]
+    record = calibration.Record(ROOT / "docs" / "calibration" / "resnet-reversal.json")
+    assert calibration.pick(study, record, "standard") is None
+    assert degradation.EXPERIMENT.presets["standard"].looks is None
 
 
 def test_steps_to_reach_is_the_first_evaluated_step_at_or_below_the_target():
@@ -453,7 +486,6 @@ def test_the_seeds_a_non_inferiority_needs_count_to_its_margin_from_either_side(
     assert n_in == evidence.seeds_to_decide(inside, "equivalent", 0.01) == 7  # one-sided, as TOST's sides
     assert n_out == evidence.seeds_to_decide(welch([x + 0.01 for x in b], b), "lower") == 9  # two-sided, 95%
     assert evidence.seeds_to_decide(welch([0.11, 0.11], [0.10, 0.10]), "not higher", 0.01) is None  # no spread
-    assert evidence.budget_to_decide([(1000, 0.03), (4000, 0.0)], 0.01, "not higher") is None  # seeds decide it
 
 
 def test_ten_crops_are_compared_with_the_centre_view_of_the_same_runs():
@@ -633,3 +665,63 @@ def test_an_inconclusive_verdict_says_how_many_seeds_would_decide_it_and_which_w
     )
     assert suffix(tiny) == "more than 1000 seeds a side would decide it (reproduced) at this budget, if the " \
         "spread stays as measured."  # fmt: skip
+
+
+def test_hsus_degrees_of_freedom_are_the_smaller_side_less_one_whatever_the_spreads():
+    a, b = [0.0, 1.0, 2.0, 3.0, 4.0], [10.0, 10.1, 10.2]
+    d = welch(a, b, hsu=True)
+    assert d.df == 2.0 and welch(a, b).df > 2.0  # Satterthwaite's lie between the smaller side's and the sum's
+    se = math.sqrt(statistics.variance(a) / 5 + statistics.variance(b) / 3)
+    assert d.high - d.value == pytest.approx(stats.t.ppf(0.975, 2) * se, rel=1e-12)
+
+
+def test_looks_split_the_level_over_the_looks_and_read_on_hsus_df():
+    looks = evidence.Looks((5, 8))
+    assert looks.level == pytest.approx(0.975)
+    a, b = [0.10, 0.11, 0.12, 0.10, 0.13], [0.14, 0.13, 0.15, 0.16, 0.14]
+    outcome, d = decide(a, b, "lower", looks=looks)
+    assert outcome == "reproduced" and d.level == pytest.approx(0.975) and d.df == 4.0
+    se = math.sqrt(statistics.variance(a) / 5 + statistics.variance(b) / 5)
+    assert d.value + stats.t.ppf(0.9875, 4) * se == pytest.approx(d.high, rel=1e-12)
+    # a difference that Welch's t at 95% decides and one look of two on Hsu's df does not
+    a, b = [0.10, 0.12, 0.14], [0.15, 0.17, 0.19]
+    assert decide(a, b, "lower")[0] == "reproduced"
+    assert decide(a, b, "lower", looks=evidence.Looks((3, 5)))[0] == "inconclusive"
+    inner = decide([0.100, 0.101, 0.102], [0.1, 0.101, 0.103], "equivalent", 0.01, evidence.Looks((3, 5)))[1]
+    assert inner.level == pytest.approx(0.95)  # TOST reads 1 - 2 alpha: alpha = 0.025 at each of two looks
+
+
+@pytest.mark.parametrize("seeds", [(), (1, 3), (5, 5), (8, 5)])
+def test_looks_need_rising_counts_of_two_seeds_or_more(seeds):
+    with pytest.raises(ValueError, match="rising seed counts"):
+        evidence.Looks(seeds)
+
+
+def test_a_presets_first_look_is_its_seeds():
+    Preset("x", seeds=5, looks=evidence.Looks((5, 8)))
+    with pytest.raises(ValueError, match="first look"):
+        Preset("x", seeds=3, looks=evidence.Looks((5, 8)))
+
+
+def test_the_readme_table_gives_each_preset_its_own_column_smallest_first():
+    import runpy
+
+    tool = runpy.run_path(str(ROOT / "tools" / "readme_results.py"))
+
+    def index(preset: str, **entry) -> dict:
+        machine = {"cpu": "AMD EPYC", "cores": 2, "native_bf16": True, "precision": "bf16", "torch": "2.14.1"}
+        untested = index_entry(key="k2", claim="a claim not tested", outcome="not tested", why="no data", source="x")
+        claims = [index_entry(preset=preset, source="Fig. 6", **entry), untested]
+        return {"preset": preset, "machine": machine, "experiments": {"degradation": {"seconds": 60, "command": "c",
+                "report": "r"}}, "counts": {"reproduced": 1}, "claims": claims, "budgets": []}  # fmt: skip
+
+    section = tool["section"]([index("long", outcome="reproduced", difference=-0.005, interval=[-0.008, -0.002],
+                                     level=0.975),
+                               index("quick", difference=0.015, interval=[-0.01, 0.04])])  # fmt: skip
+    header = next(line for line in section.splitlines() if line.startswith("| claim |"))
+    assert header.endswith("| `quick` | `long` |")
+    row = next(line for line in section.splitlines() if line.startswith("| the deeper ResNet is better |"))
+    assert row.endswith("| ResNet-56 vs ResNet-20 | **inconclusive** +1.50 [-1.00, +4.00] | "
+                        "**reproduced** -0.50 [-0.80, -0.20] (97.5%) |")  # fmt: skip
+    assert "| a claim not tested | x |  | **not tested** | **not tested** |" in section
+    assert "- a claim not tested: no data" in section

@@ -1,7 +1,7 @@
 """Write README.md's results section from a reproduction's index (`make readme`).
 
-    .venv/bin/python tools/readme_results.py                                  # reproductions/index.json
-    .venv/bin/python tools/readme_results.py path/to/index.json --check       # exit 1 if README.md differs
+    .venv/bin/python tools/readme_results.py                       # reproductions/index-{quick,standard,long}.json
+    .venv/bin/python tools/readme_results.py A.json B.json --check # exit 1 if README.md differs
 
 The section between the two marker lines below is replaced, nothing else: the verdicts, numbers and commands
 in it are `verydeep reproduce all --preset P`'s own, never typed by hand.
@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- results: written by tools/readme_results.py from reproductions/index.json; do not edit by hand -->"
 END = "<!-- end of results -->"
+PRESETS = ("smoke", "quick", "standard", "long", "full")
 MARKS = {"reproduced": "reproduced", "contradicted": "CONTRADICTED", "inconclusive": "inconclusive",
          "not tested": "not tested"}  # fmt: skip
 
@@ -25,39 +26,62 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def section(index: dict) -> str:
+def machine_line(index: dict) -> str:
     m = index["machine"]
     bf16 = "native bf16" if m.get("native_bf16") else "no native bf16"
     where = m.get("cuda") or f"{m.get('cpu')} ({m.get('cores')} cores, {bf16})"
     counts = ", ".join(f"{n} {outcome}" for outcome, n in index["counts"].items() if n)
     total = sum(e["seconds"] for e in index["experiments"].values())
-    experiments = index["experiments"].items()
-    each = ", ".join(f"{name} {minutes(e.get('train_seconds', e['seconds']))}" for name, e in experiments)
-    lines = [
-        BEGIN,
-        "",
-        f"`verydeep reproduce all --preset {index['preset']}` on {where}, {m.get('precision')}, torch "
-        f"{m.get('torch')}: {counts}. Training time of each experiment's runs, each run on one core (runs shared "
-        f"between experiments are trained once and counted in each): {each}; the call that wrote this index took "
-        f"{minutes(total)} (it trains only what earlier calls left).",
-        "",
-        "| claim | source | ours (mean ± std over seeds) | difference [95% interval] | verdict |",
-        "|---|---|---|---|---|",
-    ]
-    for c in index["claims"]:
-        if c["outcome"] == "not tested":
-            ours, interval = f"not tested: {c['why']}", ""
-        else:
-            ours = ours_of(c)
-            interval = "" if c["interval"] is None else difference_of(c)
-        lines.append(f"| {c['claim']} | {c['source']} | {ours} | {interval} | **{MARKS[c['outcome']]}** |")
-    if index.get("budgets"):
-        lines += ["", "Budgets of the inconclusive claims (the trend over presets, and what would decide each):", ""]
-        lines += [f"- {b}" for b in index["budgets"]]
+    each = ", ".join(
+        f"{name} {minutes(e.get('train_seconds', e['seconds']))}" for name, e in index["experiments"].items()
+    )
+    return (f"- `verydeep reproduce all --preset {index['preset']}` on {where}, {m.get('precision')}, torch "
+            f"{m.get('torch')}: {counts}. Training time of each experiment's runs, each run on one core (runs shared "
+            f"between experiments are trained once and counted in each): {each}; the call that wrote this index "
+            f"took {minutes(total)} (it trains only what earlier calls left).")  # fmt: skip
+
+
+def cell(c: dict | None) -> str:
+    """One claim at one preset: its verdict and the difference with its interval."""
+    if c is None:
+        return ""
+    if c["outcome"] == "not tested":
+        return "**not tested**"
+    if c.get("interval") is None:
+        return f"**{MARKS[c['outcome']]}**"
+    return f"**{MARKS[c['outcome']]}** {difference_of(c)}"
+
+
+def section(indexes: list[dict]) -> str:
+    """The claims as rows, a column per preset (smallest first), each cell its verdict and interval."""
+    indexes = sorted(indexes, key=lambda i: PRESETS.index(i["preset"]) if i["preset"] in PRESETS else len(PRESETS))
+    claims: dict[str, dict] = {}
+    for index in indexes:
+        for c in index["claims"]:
+            claims.setdefault(c["key"], c)
+    presets = [index["preset"] for index in indexes]
+    lines = [BEGIN, "", *map(machine_line, indexes), "",
+             "Each cell: the verdict, then the difference (first against second, points for errors) and its "
+             "interval (95% unless stated; the report of each experiment names its test).", "",
+             "| claim | source | compared | " + " | ".join(f"`{p}`" for p in presets) + " |",
+             "|---|---|---|" + "---|" * len(presets)]  # fmt: skip
+    for key, first in claims.items():
+        found = [next((c for c in index["claims"] if c["key"] == key), None) for index in indexes]
+        compared = "" if first["outcome"] == "not tested" else f"{first['a']} vs {first['b']}"
+        lines.append(f"| {first['claim']} | {first['source']} | {compared} | " + " | ".join(map(cell, found)) + " |")
+    why = [f"- {c['claim']}: {c['why']}" for c in claims.values() if c["outcome"] == "not tested"]
+    if why:
+        lines += ["", "Not tested, and why:", "", *why]
+    biggest = indexes[-1]
+    if biggest.get("budgets"):
+        lines += ["", f"The inconclusive claims at `{biggest['preset']}`: their differences over the presets and "
+                  "what the calibration measured of them:", ""]  # fmt: skip
+        lines += [f"- {b}" for b in biggest["budgets"]]
     lines += ["", "Each experiment's report (the paper's figures beside ours, the deviations from the paper, every "
               "run it rests on):", ""]  # fmt: skip
-    for name, e in index["experiments"].items():
-        lines.append(f"- {name}: `{e['command']}` -> reproductions/{e['report']}")
+    for index in indexes:
+        for name, e in index["experiments"].items():
+            lines.append(f"- {name}, `{index['preset']}`: `{e['command']}` -> reproductions/{e['report']}")
     return "\n".join(lines + ["", END])
 
 
@@ -77,27 +101,34 @@ def ours_of(c: dict) -> str:
 
 def difference_of(c: dict) -> str:
     low, high = c["interval"]
-    return f"{number(c, c['difference'], True)} [{number(c, low, True)}, {number(c, high, True)}]"
+    level = c.get("level", 0.95)
+    stated = "" if abs(level - 0.95) < 1e-9 else f" ({100 * level:g}%)"
+    return f"{number(c, c['difference'], True)} [{number(c, low, True)}, {number(c, high, True)}]{stated}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("index", nargs="?", default=ROOT / "reproductions" / "index.json", type=Path)
+    parser.add_argument("indexes", nargs="*", type=Path, help="default: reproductions/index-P.json of each preset "
+                        "that decides claims (quick, standard, long) found there")  # fmt: skip
     parser.add_argument("--readme", default=ROOT / "README.md", type=Path)
     parser.add_argument("--check", action="store_true", help="only say whether README.md is up to date")
     args = parser.parse_args()
-    if not args.index.exists():
-        sys.exit(f"{args.index} does not exist: run `verydeep reproduce all --preset standard` first")
+    found = [ROOT / "reproductions" / f"index-{p}.json" for p in ("quick", "standard", "long")]
+    paths = args.indexes or [path for path in found if path.exists()]
+    missing = [str(path) for path in paths if not path.exists()]
+    if not paths or missing:
+        sys.exit(f"{', '.join(missing) or 'no reproductions/index-P.json'}: run `verydeep reproduce all --preset "
+                 "standard` (and quick, long) first")  # fmt: skip
     text = args.readme.read_text()
     if BEGIN not in text or END not in text:
         sys.exit(f"{args.readme} has no results markers; put these two lines where the section goes:\n{BEGIN}\n{END}")
     before, rest = text.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
-    new = before + section(json.loads(args.index.read_text())) + after
+    new = before + section([json.loads(path.read_text()) for path in paths]) + after
     if args.check:
         return 0 if new == text else 1
     args.readme.write_text(new)
-    print(f"{args.readme}: results from {args.index}")
+    print(f"{args.readme}: results from {', '.join(map(str, paths))}")
     return 0
 
 

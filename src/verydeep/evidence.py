@@ -7,6 +7,11 @@ spreads equal); the claim is **reproduced** when the interval lies wholly on the
 small band") states its margin and is decided by two one-sided tests (TOST): reproduced when the 90% interval lies
 inside the band, contradicted when the 95% interval lies wholly outside it.
 
+A preset may read its verdicts in ``Looks``: after a first number of seeds, then, for the claims still open,
+after more (``Looks((5, 8))``); each look's interval is then at 95% split over the looks (Bonferroni) and on
+Hsu's min(n_a, n_b) - 1 degrees of freedom, which keep the whole rule's false-verdict rate at 5% however
+unequal the spreads (docs/calibration.md simulates it against the alternatives).
+
 Student's t distribution is SciPy's (``scipy.stats.t``); the interval is checked against SciPy's own Welch test
 and against printed tables in the tests.
 """
@@ -66,8 +71,31 @@ def standard_error(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
     return math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
 
 
-def welch(a: list[float], b: list[float], level: float = LEVEL) -> Difference:
-    """The difference of the means of ``a`` and ``b`` with its Welch-Satterthwaite interval."""
+@dataclass(frozen=True)
+class Looks:
+    """When a claim's verdict is read: after ``seeds[0]`` seeds a side, then, while it is open, after each further
+    count; every look's interval at 1 - 0.05 / len(seeds) (Bonferroni over the looks) on Hsu's degrees of
+    freedom. The first look that decides the claim ends it."""
+
+    seeds: tuple[int, ...]
+
+    def __post_init__(self):
+        if not self.seeds or self.seeds[0] < 2 or list(self.seeds) != sorted(set(self.seeds)):
+            raise ValueError(f"looks need rising seed counts of 2 or more, not {self.seeds}")
+
+    @property
+    def level(self) -> float:
+        return 1 - (1 - LEVEL) / len(self.seeds)
+
+    def describe(self) -> str:
+        counts = " then ".join(map(str, self.seeds))
+        return (f"Welch's t on Hsu's df (min n - 1), seeds {counts} a side while the claim is open, each look at "
+                f"{100 * self.level:g}% (Bonferroni over {len(self.seeds)} looks)")  # fmt: skip
+
+
+def welch(a: list[float], b: list[float], level: float = LEVEL, hsu: bool = False) -> Difference:
+    """The difference of the means of ``a`` and ``b`` with its Welch-Satterthwaite interval (``hsu``: on
+    min(n_a, n_b) - 1 degrees of freedom, Hsu 1938, never more than Welch-Satterthwaite's)."""
     mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
     std_a = statistics.stdev(a) if len(a) > 1 else 0.0
     std_b = statistics.stdev(b) if len(b) > 1 else 0.0
@@ -79,21 +107,27 @@ def welch(a: list[float], b: list[float], level: float = LEVEL) -> Difference:
         diff = mean_a - mean_b
         return Difference(mean_a, std_a, len(a), mean_b, std_b, len(b), level, diff, diff, math.inf)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    if hsu:
+        df = float(min(len(a), len(b)) - 1)
     half = t_quantile(0.5 + level / 2, df) * se
     diff = mean_a - mean_b
     return Difference(mean_a, std_a, len(a), mean_b, std_b, len(b), level, diff - half, diff + half, df)
 
 
 def decide(
-    a: list[float], b: list[float], relation: Relation, margin: float | None = None
+    a: list[float], b: list[float], relation: Relation, margin: float | None = None, looks: Looks | None = None
 ) -> tuple[Outcome, Difference]:
     """The verdict on "a is ``relation`` than b" (for "equivalent": |mean a - mean b| < ``margin``; for "not
     higher": mean a - mean b < ``margin``, a non-inferiority test) and the difference it rests on: the 95%
-    interval, or for equivalence and non-inferiority the 90% one that a one-sided test at 5% reads."""
-    if relation == "not higher":
+    interval, or for equivalence and non-inferiority the 90% one that a one-sided test at 5% reads. With
+    ``looks``, one look of that rule: the levels split over its looks, on Hsu's degrees of freedom."""
+    level, hsu = (LEVEL, False) if looks is None else (looks.level, True)
+    if relation in ("not higher", "equivalent"):
         if margin is None or margin <= 0:
-            raise ValueError("a non-inferiority claim needs a positive margin")
-        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b)
+            kind = "a non-inferiority" if relation == "not higher" else "an equivalence"
+            raise ValueError(f"{kind} claim needs a positive margin")
+        inner, outer = welch(a, b, 1 - 2 * (1 - level), hsu), welch(a, b, level, hsu)
+    if relation == "not higher":
         if inner.low is None:
             return "inconclusive", inner
         if inner.high < margin:
@@ -102,9 +136,6 @@ def decide(
             return "contradicted", outer
         return "inconclusive", inner
     if relation == "equivalent":
-        if margin is None or margin <= 0:
-            raise ValueError("an equivalence claim needs a positive margin")
-        inner, outer = welch(a, b, 1 - 2 * (1 - LEVEL)), welch(a, b)
         if inner.low is None:
             return "inconclusive", inner
         if -margin < inner.low and inner.high < margin:
@@ -112,7 +143,7 @@ def decide(
         if outer.low > margin or outer.high < -margin:
             return "contradicted", outer
         return "inconclusive", inner
-    difference = welch(a, b)
+    difference = welch(a, b, level, hsu)
     if difference.low is None:
         return "inconclusive", difference
     below, above = difference.high < 0, difference.low > 0
@@ -144,27 +175,3 @@ def seeds_to_decide(difference: Difference, relation: Relation, margin: float | 
         if t_quantile(0.5 + level / 2, 2 * n - 2) * spread / math.sqrt(n) < gap:
             return n
     return most + 1
-
-
-def budget_to_decide(points: list[tuple[float, float]], half_width: float, relation: Relation) -> float | None:
-    """The training budget at which a directional claim's difference would leave its interval, on the trend of
-    ``points``: (budget, difference) at two or more budgets (images trained per run, say), the difference taken
-    as a straight line in log2(budget) (least squares; through both points when there are two) and the
-    interval's ``half_width`` as at the largest budget measured.
-
-    Returns the budget where the line reaches -half_width for "lower" (+half_width for "higher"); None when
-    the line heads the other way or is flat, or for an equivalence, which more training does not decide: its
-    interval narrows with seeds, not steps."""
-    if relation in ("equivalent", "not higher") or len(points) < 2 or half_width <= 0:
-        return None
-    xs = [math.log2(budget) for budget, _ in points]
-    ys = [difference for _, difference in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        return None
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    target = -half_width if relation == "lower" else half_width
-    if (relation == "lower" and slope >= 0) or (relation == "higher" and slope <= 0):
-        return None
-    return 2 ** (mx + (target - my) / slope)

@@ -4,6 +4,7 @@ claim's verdict is decided. The training itself is always ``train.fit``; runs ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import TrainConfig
-from ..evidence import Difference, Outcome, decide, seeds_to_decide
+from ..evidence import Difference, Looks, Outcome, decide, seeds_to_decide
 from ..recipes import recipe_key
 from ..runs import MetricsRow, RunDir, Summary
 from .claims import Claim, claims_of
@@ -30,6 +31,12 @@ class Preset:
     model_options: dict = field(default_factory=dict)  # given to every run's network
     log_every: int = 50
     seeds: int = 1  # each configuration is trained with seeds 0 .. seeds - 1 (``--seeds`` changes it)
+    looks: Looks | None = None  # read the verdicts in looks (seeds[0] is ``seeds``); None: once, Welch's t at 95%
+    readings: dict = field(default_factory=dict)  # claim key -> the quantity it is read by here, where not its own
+
+    def __post_init__(self):
+        if self.looks is not None and self.looks.seeds[0] != self.seeds:
+            raise ValueError(f"a preset's first look is its seeds: {self.looks.seeds[0]} is not {self.seeds}")
 
 
 # The VGG experiments share their presets, so that vgg_init starts from the very A that vgg_depth trained.
@@ -152,6 +159,7 @@ class Verdict:
     values_b: tuple[float, ...] = ()
     quantity: Quantity | None = None
     why: str = ""  # for a claim not tested: why not
+    looks: Looks | None = None  # the rule it was read by (None: once, Welch's t at 95%)
 
     def evidence(self) -> str:
         """The numbers, as the report gives them."""
@@ -166,8 +174,10 @@ class Verdict:
         test = {"equivalent": "TOST with Welch's t", "not higher": "one-sided Welch's t against the margin"}.get(
             self.claim.relation, "Welch's t"
         )
+        if self.looks is not None:
+            test += f"; {self.looks.describe()}"
         low, high = q.format_difference(d.low), q.format_difference(d.high)
-        text += f", {100 * d.level:.0f}% interval [{low}, {high}] ({test}"
+        text += f", {100 * d.level:g}% interval [{low}, {high}] ({test}"
         if self.claim.relation == "equivalent":
             text += f"; margin ±{q.format(self.claim.margin)}{unit}"
         if self.claim.relation == "not higher":
@@ -207,20 +217,31 @@ class Experiment:
         return claims_of(self.name)
 
 
-def judge(claim: Claim, experiment: Experiment, names: dict[str, str], seeds: dict[int, Runs]) -> Verdict | None:
-    """The claim's verdict over the seeds' runs; None when the runs asked for do not include both sides (e.g.
-    ``--configs A,B`` leaves out the claims about D)."""
+def judge(
+    claim: Claim,
+    experiment: Experiment,
+    names: dict[str, str],
+    seeds: dict[int, Runs],
+    looks: Looks | None = None,
+    readings: dict | None = None,
+) -> Verdict | None:
+    """The claim's verdict over the seeds whose runs hold both its sides (one look of ``looks``, if given; read by
+    the quantity ``readings`` names for it, if any); None when no seed's do (e.g. ``--configs A,B`` leaves out
+    the claims about D)."""
     a, b = claim.labels(names)
     if claim.not_tested:
         return Verdict(claim, a, b, "not tested", None, why=claim.not_tested)
-    if not all(a in runs and b in runs for runs in seeds.values()):
+    seeds = {seed: runs for seed, runs in seeds.items() if a in runs and b in runs}
+    if not seeds:
         return None
+    if (readings or {}).get(claim.key):
+        claim = dataclasses.replace(claim, quantity=readings[claim.key], quantity_b=None)
     qa = experiment.quantities[claim.quantity]
     qb = experiment.quantities[claim.quantity_b or claim.quantity]
     values_a = tuple(qa.measure(runs[a], runs) for runs in seeds.values())
     values_b = tuple(qb.measure(runs[b], runs) for runs in seeds.values())
-    outcome, difference = decide(list(values_a), list(values_b), claim.relation, claim.margin)
-    return Verdict(claim, a, b, outcome, difference, values_a, values_b, qa)
+    outcome, difference = decide(list(values_a), list(values_b), claim.relation, claim.margin, looks)
+    return Verdict(claim, a, b, outcome, difference, values_a, values_b, qa, looks=looks)
 
 
 def run_config(experiment: Experiment, preset: Preset, spec: RunSpec, data: str, data_dir: str | None, seed: int):
@@ -277,6 +298,14 @@ def early_train_error(result: RunResult, runs: Runs, fraction: float = 0.1) -> f
     return sum(early) / len(early) if early else errors[0]
 
 
+def tail_train_error(result: RunResult, runs: Runs, fraction: float = 0.1) -> float:
+    """The training error over the last ``fraction`` of the run: the mean of the windows logged in it (the last
+    epoch's figure swings by about 0.4 points from one epoch to the next)."""
+    steps, errors = result.series("train_error")
+    tail = [e for s, e in zip(steps, errors) if s > (1 - fraction) * result.summary.steps]
+    return sum(tail) / len(tail) if tail else errors[-1]
+
+
 def run_train_error(result: RunResult, runs: Runs) -> float:
     """The training error averaged over every window of the run: how much of it was spent at a high error."""
     _, errors = result.series("train_error")
@@ -286,3 +315,4 @@ def run_train_error(result: RunResult, runs: Runs) -> float:
 TRAIN_ERROR = Quantity("train error %", final_train_error)
 VAL_ERROR = Quantity("val error %", final_val_error)
 EARLY_TRAIN_ERROR = Quantity("train error % over the first tenth", early_train_error)
+TAIL_TRAIN_ERROR = Quantity("train error % over the last tenth", tail_train_error)

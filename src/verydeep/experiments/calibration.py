@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import TrainConfig
-from ..evidence import welch
+from ..evidence import Looks, seeds_to_decide, welch
 from ..runs import RunDir
-from .base import VGG_CPU_RECIPE, VGG_SMALL, RunSpec, finished, load_result, run_key
+from .base import VGG_CPU_RECIPE, VGG_SMALL, RunSpec, finished, load_result, run_key, tail_train_error
 from .workers import train_all
 
 SEEDS = (100, 101)  # calibration seeds: verdicts use 0 .. n-1 (and --seed's 1000s), never these
@@ -68,6 +68,9 @@ class Study:
     seeds: tuple[int, ...] = SEEDS
     log_every: int = 20
     readings: tuple[str, ...] = TRAINING  # what the claim compares, read these ways
+    paper_readings: tuple[str, ...] = ("last", "tail")  # the readings of the quantity the paper compares
+    experiment: str = ""  # the experiment that holds the claim
+    pairs: float = 1.0  # what that experiment trains a seed, in units of this study's pair (nets of like size)
 
     def config(self, spec: RunSpec, regime: Regime, budget: int, seed: int, data: str, data_dir: str | None):
         return TrainConfig(
@@ -122,6 +125,8 @@ STUDIES: dict[str, Study] = {
             Regime("8k-step-noaug", 8_000, {**STEP, "augment": False}),
         ),
         budgets=(50_000, 150_000, 450_000),
+        experiment="degradation",
+        pairs=2.0,  # plain-20 and plain-56 beside the two ResNets
     ),
     # VGG Table 3 at a quarter of the width, as the presets train it: D (and E) start from the A of the same
     # regime and seed (Sec. 3.1); validation error is what the claims compare.
@@ -136,6 +141,9 @@ STUDIES: dict[str, Study] = {
         regimes=VGG_REGIMES,
         budgets=(120_000, 360_000),
         readings=("val", "last", "whole"),
+        paper_readings=("val",),
+        experiment="vgg_depth",
+        pairs=5.0,  # ten nets: A, A-LRN, B, B random, B-5x5, C, D, D fixed scale, D jittered, E
     ),
 }
 
@@ -182,11 +190,9 @@ def train(study: Study, root: Path, record: Record, jobs: int, data: str = "fash
 # Readings and the record -------------------------------------------------------------------------------------
 
 
-def tail_error(folder: Path, fraction: float = 0.1) -> float:
-    result = load_result(RunSpec("", ""), folder)
-    steps, errors = result.series("train_error")
-    last = [e for s, e in zip(steps, errors) if s > (1 - fraction) * result.summary.steps]
-    return statistics.fmean(last or errors[-1:])
+def tail_error(folder: Path) -> float:
+    """The ``tail`` reading: what the ledger's ``tail_train_error`` measures, on a run folder."""
+    return tail_train_error(load_result(RunSpec("", ""), folder), {})
 
 
 def whole_train_error(folder: Path) -> float:
@@ -287,14 +293,127 @@ the calibration seeds are never used for a verdict):
 1. A cell of the study (a regime at a budget, read one way) is *eligible* for a preset when, on the calibration
    seeds, every seed's difference lies on the paper's side, and the seeds a side that Welch's interval needs to
    leave zero if the difference and its spread stay as measured (`evidence.seeds_to_decide`), times 1.5 for
-   the uncertainty of a spread measured on two seeds and never fewer than 3, fit in the preset's time with the
-   run times the calibration measured.
-2. Among the eligible cells the cheapest (seeds x run time) is chosen; a tie goes to the regime nearer the
-   paper's (its step schedule, with augmentation, on more distinct images), then to the paper's reading (the
-   last epoch's running training error).
+   the uncertainty of a spread measured on two seeds and never fewer than 3, are no more than the decision
+   procedure's most seeds (8: seeds 5, then 8 for the claims still open), and the claim's experiment, trained in
+   the cell's regime on that many seeds, fits the preset's share of time. Its cost is the pair's training minutes
+   that the calibration measured, times the experiment's nets in units of the pair, times 8 seeds. The shares:
+   `standard`, what the experiment's standard runs take today (so that `reproduce all --preset standard` stays
+   within its 3 hours); `long`, 600 core-minutes (5 hours on one core) for each of the two experiments that hold
+   the headline claims, so that both fit 10 hours on 2 cores.
+2. Among the eligible cells, those that read the quantity the paper compares come first (Fig. 6's training-error
+   curve, which `last` and `tail` both read; Table 3's validation error); a cell read another way stands in for
+   the claim only where none of those is eligible, and the report says so beside the verdict. Then the cheapest
+   in images (seeds needed x images a run); a tie goes to the regime nearer the paper's (its step schedule, with
+   augmentation, on more distinct images), then to the paper's own reading. (Rule 2 was amended to this with the
+   VGG study's runs in hand, before any verdict seed of a preset built from it ran: it had ranked the cells by
+   measured minutes, which differ between cells of equal images by the noise of a shared machine, and put a
+   stand-in reading level with the paper's.)
 3. Where no cell is eligible the preset keeps its regime, and the report and README say that the claim cannot
    be shown on this data within the preset's time, with these rows, and name the command that would decide it.
 """
+LOOKS = Looks((5, 8))  # the decision procedure the simulation chose for the presets built from a study
+SHARES = {  # core-minutes an experiment may train at a preset (rule 1)
+    "standard": {"degradation": 76.4, "vgg_depth": 56.1},  # the README's measured standard training times
+    "long": {"degradation": 600.0, "vgg_depth": 600.0},
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A cell as the rule sees it: the seeds a side it needs, what the claim's experiment would cost in it, and
+    at which presets it is eligible."""
+
+    regime: Regime
+    budget: int
+    reading: str
+    differences: tuple[float, ...]  # per calibration seed, a - b
+    needed: int | None  # seeds a side by rule 1 (None: no number would do)
+    minutes: float  # the experiment at LOOKS' most seeds, in core-minutes
+    fits: tuple[str, ...]  # the presets it is eligible for
+
+    def order(self, study: Study) -> tuple:
+        """Rule 2: the paper's quantity first, then the fewest images, then the paper's schedule with augmentation
+        on more distinct images, then the paper's own reading."""
+        overrides = self.regime.overrides
+        paper_like = overrides.get("schedule", "step") == "step" and overrides.get("augment", True) is not False
+        return (self.reading not in study.paper_readings, self.needed * self.budget, not paper_like,
+                -self.regime.subset, self.reading != study.readings[0])  # fmt: skip
+
+
+def choices(study: Study, record: Record) -> list[Choice]:
+    """Every cell with two or more seeds, as rule 1 judges it."""
+    regimes = {r.name: r for r in study.regimes}
+    out = []
+    for (regime, budget), seeds in paired(study, record).items():
+        if len(seeds) < 2:
+            continue
+        pair = statistics.fmean(a["seconds"] + b["seconds"] for a, b in seeds.values()) / 60
+        minutes = pair * study.pairs * LOOKS.seeds[-1]
+        for name in study.readings:
+            a = [x["readings"][name] for x, _ in seeds.values()]
+            b = [y["readings"][name] for _, y in seeds.values()]
+            differences = tuple(x - y for x, y in zip(a, b))
+            paper_side = all((d < 0) if study.relation == "lower" else (d > 0) for d in differences)
+            n = seeds_to_decide(welch(a, b), study.relation) if paper_side else None
+            needed = None if n is None else max(3, math.ceil(1.5 * n))
+            fits = tuple(preset for preset, share in SHARES.items() if needed is not None
+                         and needed <= LOOKS.seeds[-1] and minutes <= share.get(study.experiment, 0.0))  # fmt: skip
+            out.append(Choice(regimes[regime], budget, name, differences, needed, minutes, fits))
+    return out
+
+
+def pick(study: Study, record: Record, preset: str) -> Choice | None:
+    """Rule 2: the cheapest eligible cell for ``preset`` (None: rule 3, the preset keeps its regime)."""
+    eligible = [c for c in choices(study, record) if preset in c.fits]
+    return min(eligible, key=lambda c: c.order(study), default=None)
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "calibration"  # the committed records
+
+
+def finding(claim: str, docs: Path = DOCS) -> str:
+    """What the calibration found of a claim, in a clause for the reports: the regimes the rule picked, or that
+    none decides it on this data within the longest preset, or that no study measured it."""
+    name, study = next(((n, s) for n, s in STUDIES.items() if s.claim == claim), (None, None))
+    if study is None:
+        return "not calibrated: no study has measured it beyond the presets, and no budget is extrapolated from them"
+    record = Record(docs / f"{name}.json")
+    if not record.runs:
+        return f"its calibration (`verydeep calibrate {name}`) has not run here"
+    budgets = sorted({entry["budget"] for entry in record.runs.values()})
+    picked = [f"`{preset}` in {c.regime.name} ({c.regime.describe()}) at {c.budget:,} images a run, read as "
+              f"`{c.reading}`" for preset in SHARES if (c := pick(study, record, preset))]  # fmt: skip
+    measured = (f"the calibration (docs/calibration.md: {len(study.regimes)} regimes at up to {budgets[-1]:,} images "
+                "a run)")  # fmt: skip
+    if picked:
+        return f"{measured} picked {'; '.join(picked)}"
+    return (f"{measured} found no regime that decides it within 10 hours on this data: CIFAR-10 (`--data cifar10`) "
+            "or `full` on a GPU would")  # fmt: skip
+
+
+def rule_section(study: Study, record: Record) -> list[str]:
+    """What rule 1 finds in each cell and what rule 2 picks for each preset."""
+    lines = ["What the rule finds (seeds a side by rule 1; cost of the claim's experiment "
+             f"`{study.experiment}` in the cell at {LOOKS.seeds[-1]} seeds):", "",
+             "| regime | budget | reading | on the paper's side | seeds needed | cost (core-minutes) | eligible for |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in choices(study, record):
+        side = (
+            "every seed"
+            if c.needed is not None or all((d < 0) if study.relation == "lower" else (d > 0) for d in c.differences)
+            else "not every seed"
+        )
+        lines.append(f"| {c.regime.name} | {c.budget:,} | {c.reading} | {side} | {c.needed or '-'} | "
+                     f"{c.minutes:.0f} | {', '.join(c.fits) or '-'} |")  # fmt: skip
+    lines.append("")
+    for preset, share in SHARES.items():
+        chosen = pick(study, record, preset)
+        what = (f"**{chosen.regime.name}** ({chosen.regime.describe()}) at {chosen.budget:,} images per run, read "
+                f"as `{chosen.reading}`" + ("" if chosen.reading in study.paper_readings else
+                " (a stand-in: no cell read the paper's way is eligible)") + f"; {LOOKS.describe()}" if chosen else
+                "no cell: it keeps its regime (rule 3)")  # fmt: skip
+        lines.append(f"- `{preset}` (share {share.get(study.experiment, 0):.0f} core-minutes): {what}.")
+    return lines + [""]
 
 
 def paired(study: Study, record: Record):
@@ -440,7 +559,7 @@ def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", da
         if not paired(study, record):
             lines += ["No pair of this study's runs has finished yet.", ""]
             continue
-        lines += [*table(study, record), "",
+        lines += [*table(study, record), "", *rule_section(study, record),
                   f"CPU: {', '.join(sorted({str(r.get('cpu')) for r in record.runs.values()}))}; two runs at a "
                   "time on its two cores, beside other work, so the minutes are an upper bound.", ""]  # fmt: skip
         for draw, stem in ((curves_figure, "curves"), (difference_figure, "differences")):

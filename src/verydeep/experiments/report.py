@@ -10,8 +10,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..evidence import budget_to_decide
 from ..runs import RunDir, atomic_write_bytes
+from . import calibration
 from .base import Experiment, Runs, Verdict
 from .claims import CLAIMS
 
@@ -66,7 +66,8 @@ def verdict_entry(v: Verdict, command: str = "") -> dict:
             "values_a": list(v.values_a), "values_b": list(v.values_b),
             "mean_a": d.mean_a, "std_a": d.std_a, "mean_b": d.mean_b, "std_b": d.std_b, "seeds": d.n_a,
             "difference": d.value, "interval": None if d.low is None else [d.low, d.high], "level": d.level,
-            "test": TESTS.get(c.relation, "Welch's t"), "p": d.p_value,
+            "test": TESTS.get(c.relation, "Welch's t") + (f"; {v.looks.describe()}" if v.looks else ""),
+            "p": d.p_value,
             "unit": v.quantity.unit,
         }  # fmt: skip
     else:
@@ -90,7 +91,8 @@ def interval(v: Verdict) -> str:
     if d is None or d.low is None:
         return ""
     q = v.quantity
-    return f"{q.format_difference(d.value)} [{q.format_difference(d.low)}, {q.format_difference(d.high)}]"
+    level = "" if abs(d.level - 0.95) < 1e-9 else f" ({100 * d.level:g}%)"
+    return f"{q.format_difference(d.value)} [{q.format_difference(d.low)}, {q.format_difference(d.high)}]{level}"
 
 
 def write_experiment(out: Path, r: Reproduction) -> None:
@@ -108,7 +110,7 @@ def write_experiment(out: Path, r: Reproduction) -> None:
         "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in r.args.items()},
         "command": command,
         "runs": {
-            label: [run_entry(seed_runs[label], seed) for seed, seed_runs in r.runs.items()]
+            label: [run_entry(seed_runs[label], seed) for seed, seed_runs in r.runs.items() if label in seed_runs]
             for label in next(iter(r.runs.values()))
         },  # fmt: skip
         "values": {q: {label: list(v) for label, v in by_label.items()} for q, by_label in r.values.items()},
@@ -132,7 +134,7 @@ def table(r: Reproduction) -> tuple[list[str], list[list[str]]]:
     header = ["run", "seeds"] + [q.title for q in quantities.values()] + ["paper"]
     rows = []
     for label, result in next(iter(r.runs.values())).items():
-        row = [label, str(len(r.seeds))]
+        row = [label, str(sum(label in seed_runs for seed_runs in r.runs.values()))]
         for name, q in quantities.items():
             values = r.values[name].get(label)
             if not values:
@@ -176,8 +178,24 @@ def write_report(path: Path, r: Reproduction, command: str, header: list[str], r
               "the paper's side of zero; contradicted: on the other side; inconclusive: it holds zero. An "
               "equivalence claim is reproduced when the 90% interval lies inside its margin (two one-sided tests).",
               ""]  # fmt: skip
+    if chosen.looks is not None and len(r.seeds) == chosen.seeds:
+        lines[-1:-1] = ["", f"This preset reads its verdicts in looks: {chosen.looks.describe()}. The claims still "
+                        "open at a look have their runs trained on more seeds; a claim keeps the verdict of the "
+                        "first look that decides it. The intervals below are that look's.", ]  # fmt: skip
+    ledger = {c.key: c for c in CLAIMS}
     for v in r.verdicts:
-        lines.append(f"- **{MARKS[v.outcome]}** ({v.claim.source}): {v.claim.statement}. {v.evidence()}")
+        line = f"- **{MARKS[v.outcome]}** ({v.claim.source}): {v.claim.statement}. {v.evidence()}"
+        own = ledger[v.claim.key].quantity
+        if v.claim.quantity != own:
+            line += (
+                f" Deviation: this preset reads it as the {experiment.quantities[v.claim.quantity].title}, not "
+                f"the {experiment.quantities[own].title} the ledger compares, as the calibration's rule picked "
+                "(docs/calibration.md): it can show a difference where the other reading's noise hides it"
+            )
+            if own == "val_error":
+                line += ", and a training error shows how well a net fits its images, not how well it generalises"
+            line += "."
+        lines.append(line)
     lines += ["", "## Results (mean ± std over the seeds)", "", markdown_table(header, rows), ""]
     for figure in r.figures:
         lines += [f"![{figure.stem}]({figure.name})", ""]
@@ -233,9 +251,8 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
     budgets = [] if preset == "smoke" else [b for e in entries if (b := budget(e, earlier, reproductions))]
     if budgets:
         lines += ["## Budgets of the inconclusive claims", "",
-                  "The trend of each difference from the smaller presets' indexes to this one (a straight line in "
-                  "the log of the images each run trained on), the budget at which it would leave its interval "
-                  "if the spread stayed as measured here, and what `full` runs on a GPU.", ""]  # fmt: skip
+                  "Each difference at the smaller presets' indexes and at this one, what the calibration study "
+                  "measured of the claim (docs/calibration.md), and what `full` runs on a GPU.", ""]  # fmt: skip
         lines += [f"- {b}" for b in budgets] + [""]
     for r in reproductions:
         for figure in r.figures:
@@ -255,7 +272,7 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
     return md, js
 
 
-PRESETS = ("smoke", "quick", "standard", "full")  # smallest budget first
+PRESETS = ("smoke", "quick", "standard", "long", "full")  # smallest budget first
 
 
 def train_seconds(r: Reproduction) -> float:
@@ -285,40 +302,20 @@ def earlier_indexes(root: Path, preset: str) -> list[dict]:
 
 
 def budget(entry: dict, earlier: list[dict], reproductions: list[Reproduction]) -> str:
-    """For an inconclusive claim: its differences at every budget measured, and the budget that would decide it."""
+    """For an inconclusive claim: its difference at every preset measured, and what the calibration study found
+    of it (a budget is measured there, never extrapolated from the presets)."""
     if entry["outcome"] != "inconclusive" or entry.get("interval") is None or not entry.get("images_per_run"):
         return ""
     unit = entry["unit"]
     show = lambda x: f"{100 * x:+.2f}" if unit == "error" else f"{x:+.0f}" if unit == "steps" else f"{x:+.4f}"  # noqa: E731
-    points, steps = [], []
+    steps = []
     for index in earlier:
         match = [c for c in index["claims"] if c["key"] == entry["key"] and c.get("images_per_run")]
         if match and match[0].get("difference") is not None:
-            c = match[0]
-            points.append((c["images_per_run"], c["difference"]))
-            steps.append(f"{show(c['difference'])} at {index['preset']} ({c['images_per_run']:,} images)")
-    points.append((entry["images_per_run"], entry["difference"]))
+            steps.append(f"{show(match[0]['difference'])} at {index['preset']} ({match[0]['images_per_run']:,} images)")
     steps.append(f"{show(entry['difference'])} at {entry['preset']} ({entry['images_per_run']:,} images)")
-    low, high = entry["interval"]
     text = f"**{entry['claim']}** ({entry['a']} vs {entry['b']}): " + " -> ".join(steps)
-    if len(points) < 2:
-        text += "; no smaller preset's index here to draw a trend from (run `verydeep reproduce all --preset quick`)"
-    elif entry["relation"] in ("equivalent", "not higher"):
-        text += "; a claim within a margin is decided by more seeds, not more training: "
-        text += entry["evidence"].split("; ")[-1].rstrip(".")
-    else:
-        needed = budget_to_decide(points, (high - low) / 2, entry["relation"])
-        if needed is None:
-            text += "; the difference does not move towards the paper's side as training grows: on this trend no "
-            text += "budget decides it for the paper"
-        else:
-            times = needed / entry["images_per_run"]
-            if times <= 1:
-                text += "; the fitted line is past the interval already: the spread between seeds keeps it open ("
-                text += entry["evidence"].split("; ")[-1].rstrip(".") + ")"
-            else:
-                text += f"; on this trend about {needed:,.0f} images per run ({times:.1f}x this preset's) would "
-                text += "decide it"
+    text += f"; {calibration.finding(entry['key'])}"
     experiment = next((r.experiment for r in reproductions if r.experiment.name == entry_experiment(entry)), None)
     if experiment is not None and "full" in experiment.presets:
         full = experiment.presets["full"]

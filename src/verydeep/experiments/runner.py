@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .base import Experiment, Runs, judge, load_result, run_config, run_key
+from ..evidence import Looks
+from .base import Experiment, Runs, Verdict, judge, load_result, run_config, run_key
 from .report import Reproduction, write_experiment, write_index
 from .workers import default_jobs, train_all
 
@@ -58,25 +59,62 @@ def reproduce(
     out = Path(out or Path("reproductions") / f"{experiment.name}-{preset}")
     runs_root = Path(runs_root or out.parent / "runs")
     args = arguments(experiment, args or {})
-    if preset in experiment.presets and seeds is None:
-        seeds = experiment.presets[preset].seeds
+    looks, readings = None, {}
+    if preset in experiment.presets:
+        readings = experiment.presets[preset].readings
+        if seeds is None:
+            seeds, looks = experiment.presets[preset].seeds, experiment.presets[preset].looks
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds {seeds}: give at least 1 (2 or more to decide a claim)")
     chosen = tuple(range(first_seed, first_seed + (seeds or 1)))
+    jobs = default_jobs() if jobs is None else jobs
     planned = plan(experiment, preset, data, data_dir, runs_root, chosen, args)
-    train_all(planned, default_jobs() if jobs is None else jobs, log)
+    train_all(planned, jobs, log)
     runs: dict[int, Runs] = {seed: {} for seed in chosen}
     for spec, config, folder in planned:
         runs[config.seed][spec.label] = load_result(spec, folder)
-    values = measure(experiment, runs)
     names = experiment.names(args)
-    verdicts = [v for claim in experiment.claims if (v := judge(claim, experiment, names, runs)) is not None]
+    verdicts = [v for claim in experiment.claims
+                if (v := judge(claim, experiment, names, runs, looks, readings)) is not None]  # fmt: skip
+    for count in looks.seeds[1:] if looks else ():
+        verdicts = look_again(experiment, preset, data, data_dir, runs_root, args, runs, verdicts, first_seed + count,
+                              looks, jobs, log)  # fmt: skip
+    values = measure(experiment, runs)
     out.mkdir(parents=True, exist_ok=True)
-    figures = experiment.figures(runs, out)
+    figures = experiment.figures({seed: runs[seed] for seed in chosen}, out)
     result = Reproduction(experiment, preset, data, chosen, args, runs, values, verdicts, figures,
                           time.perf_counter() - t0)  # fmt: skip
     write_experiment(out, result)
     return result
+
+
+def look_again(experiment: Experiment, preset: str, data: str, data_dir: str | None, runs_root: Path, args: dict,
+               runs: dict[int, Runs], verdicts: list[Verdict], end: int, looks: Looks, jobs: int,
+               log: Callable[[str], None]) -> list[Verdict]:  # fmt: skip
+    """The next look of a sequential rule: the runs that the claims still open compare (and those they start
+    from) are trained on the seeds up to ``end``, added to ``runs``, and those claims judged again on every seed
+    they have; a claim decided at an earlier look keeps that verdict."""
+    still = [v for v in verdicts if v.outcome == "inconclusive"]
+    if not still:
+        return verdicts
+    labels = {label for v in still for label in (v.a, v.b)}
+    new = tuple(range(max(runs) + 1, end))
+    planned = plan(experiment, preset, data, data_dir, runs_root, new, args)
+    while True:  # the runs they start from, too
+        starts = {spec.init_from for spec, _, _ in planned if spec.label in labels and spec.init_from}
+        if starts <= labels:
+            break
+        labels |= starts
+    planned = [(spec, config, folder) for spec, config, folder in planned if spec.label in labels]
+    which = f"seeds {new[0]}-{new[-1]}" if len(new) > 1 else f"seed {new[0]}"
+    log(f"{len(still)} claim(s) still open after {len(runs)} seeds: training {', '.join(sorted(labels))} on {which}")
+    train_all(planned, jobs, log)
+    for spec, config, folder in planned:
+        runs.setdefault(config.seed, {})[spec.label] = load_result(spec, folder)
+    names = experiment.names(args)
+    readings = experiment.presets[preset].readings
+    again = {v.claim.key: judge(v.claim, experiment, names, runs, looks, readings) for v in still}
+    return [again.get(v.claim.key, v) or v for v in verdicts]
 
 
 def measure(experiment: Experiment, runs: dict[int, Runs]) -> dict[str, dict[str, tuple[float, ...]]]:
@@ -86,8 +124,8 @@ def measure(experiment: Experiment, runs: dict[int, Runs]) -> dict[str, dict[str
     for name, quantity in experiment.quantities.items():
         values[name] = {}
         for label in labels:
-            try:
-                values[name][label] = tuple(quantity.measure(by[label], by) for by in runs.values())
+            try:  # a later look of a sequential rule trains only some labels on its seeds
+                values[name][label] = tuple(quantity.measure(by[label], by) for by in runs.values() if label in by)
             except (ValueError, KeyError):  # e.g. no validation error after --val-size 0: the table leaves it out
                 continue
     return values
@@ -119,8 +157,11 @@ def reproduce_all(
     nothing that degradation has not), then ``root``/index.md and index.json, a row per claim."""
     root = Path(root)
     missing = [e.name for e in experiments if preset not in e.presets]
-    if missing:
-        raise ValueError(f"{', '.join(missing)} has no preset {preset!r}")
+    if len(missing) == len(experiments):
+        raise ValueError(f"no experiment has a preset {preset!r}")
+    if missing:  # e.g. long, which only the experiments of the claims that standard cannot decide have
+        log(f"{', '.join(missing)}: no preset {preset!r}, left out")
+        experiments = [e for e in experiments if preset in e.presets]
     done = []
     for experiment in experiments:
         log(f"== {experiment.name} ({experiment.source})")
