@@ -204,7 +204,8 @@ def test_the_index_gives_an_inconclusive_claims_differences_and_what_the_calibra
                            " -> -2.00 at standard (4,000 images)")  # fmt: skip
     assert "would decide it" not in text  # nothing extrapolated from two presets
     # the committed record of the ResNet reversal: the rule picked long's regime
-    assert "the calibration (docs/calibration.md: 5 regimes at up to" in text and "picked `long` in 2k-step" in text
+    assert "(docs/calibration.md: 5 regimes; seed-readings on the paper's side: 4 of 30 at 50,000" in text
+    assert "picked `long` in 2k-step" in text
     other = budget(index_entry(key="vgg-table3-c-beats-b", claim="C beats B"), [quick], [])
     assert "not calibrated" in other
     assert budget(index_entry(outcome="reproduced"), [quick], []) == ""

@@ -88,6 +88,8 @@ class Looks:
         return 1 - (1 - LEVEL) / len(self.seeds)
 
     def describe(self) -> str:
+        if len(self.seeds) == 1:
+            return f"Welch's t on Hsu's df (min n - 1), {self.seeds[0]} seeds a side"
         counts = " then ".join(map(str, self.seeds))
         return (f"Welch's t on Hsu's df (min n - 1), seeds {counts} a side while the claim is open, each look at "
                 f"{100 * self.level:g}% (Bonferroni over {len(self.seeds)} looks)")  # fmt: skip

@@ -175,7 +175,7 @@ class Verdict:
             self.claim.relation, "Welch's t"
         )
         if self.looks is not None:
-            test += f"; {self.looks.describe()}"
+            test = self.looks.describe() if test == "Welch's t" else f"{test}; {self.looks.describe()}"
         low, high = q.format_difference(d.low), q.format_difference(d.high)
         text += f", {100 * d.level:g}% interval [{low}, {high}] ({test}"
         if self.claim.relation == "equivalent":

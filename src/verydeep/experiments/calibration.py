@@ -371,6 +371,10 @@ def pick(study: Study, record: Record, preset: str) -> Choice | None:
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "calibration"  # the committed records
 
 
+def studied(claim: str) -> bool:
+    return any(study.claim == claim for study in STUDIES.values())
+
+
 def finding(claim: str, docs: Path = DOCS) -> str:
     """What the calibration found of a claim, in a clause for the reports: the regimes the rule picked, or that
     none decides it on this data within the longest preset, or that no study measured it."""
@@ -383,8 +387,13 @@ def finding(claim: str, docs: Path = DOCS) -> str:
     budgets = sorted({entry["budget"] for entry in record.runs.values()})
     picked = [f"`{preset}` in {c.regime.name} ({c.regime.describe()}) at {c.budget:,} images a run, read as "
               f"`{c.reading}`" for preset in SHARES if (c := pick(study, record, preset))]  # fmt: skip
-    measured = (f"the calibration (docs/calibration.md: {len(study.regimes)} regimes at up to {budgets[-1]:,} images "
-                "a run)")  # fmt: skip
+    sides = []
+    for budget in budgets:
+        found = [c for c in choices(study, record) if c.budget == budget]
+        right = sum((d < 0) if study.relation == "lower" else (d > 0) for c in found for d in c.differences)
+        sides.append(f"{right} of {sum(len(c.differences) for c in found)} at {budget:,} images a run")
+    measured = (f"the calibration (docs/calibration.md: {len(study.regimes)} regimes; seed-readings on the paper's "
+                f"side: {', '.join(sides)})")  # fmt: skip
     if picked:
         return f"{measured} picked {'; '.join(picked)}"
     return (f"{measured} found no regime that decides it within 10 hours on this data: CIFAR-10 (`--data cifar10`) "

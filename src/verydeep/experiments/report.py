@@ -195,6 +195,8 @@ def write_report(path: Path, r: Reproduction, command: str, header: list[str], r
             if own == "val_error":
                 line += ", and a training error shows how well a net fits its images, not how well it generalises"
             line += "."
+        if calibration.studied(v.claim.key):
+            line += f" Calibration: {calibration.finding(v.claim.key)}."
         lines.append(line)
     lines += ["", "## Results (mean ± std over the seeds)", "", markdown_table(header, rows), ""]
     for figure in r.figures:
