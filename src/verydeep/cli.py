@@ -301,6 +301,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         reproduce_all,
     )
     from .experiments.claims import CLAIMS
+    from .experiments.cluster import Submitted
 
     if args.claims:
         for c in CLAIMS:
@@ -314,7 +315,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 print(f"{'':<20}{preset:<9} {p.description}")
         return 0
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    common = dict(data=args.data, data_dir=args.data_dir, jobs=args.jobs, seeds=args.seeds, first_seed=args.seed)
+    common = dict(data=args.data, data_dir=args.data_dir, jobs=args.jobs, seeds=args.seeds, first_seed=args.seed,
+                  slurm=slurm_of(args))  # fmt: skip
     try:
         if args.name == "all":
             done, index = reproduce_all(list(EXPERIMENTS.values()), args.preset, root=args.out or "reproductions",
@@ -330,6 +332,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             done = [reproduce(experiment, preset=args.preset, out=out, runs_root=args.runs, args=extra, log=log,
                               **common)]  # fmt: skip
             index = out / "report.md"
+    except Submitted as e:
+        print(f"verydeep reproduce: {e}. Run the same command again to collect them and write the reports.",
+              file=sys.stderr)  # fmt: skip
+        return 0
     except ExperimentInterrupted as e:
         print(f"verydeep reproduce: {e}. Run the same command again to continue.", file=sys.stderr)
         return 130
@@ -343,6 +349,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"figure: {figure}")
     print(f"report: {index}")
     return 0
+
+
+def slurm_of(args: argparse.Namespace):
+    """The Slurm options of ``reproduce --executor slurm``: the --slurm-config file's keys, the flags over them."""
+    from .config import read_config_file
+    from .experiments.cluster import Slurm
+
+    if args.executor != "slurm":
+        return None
+    settings = read_config_file(args.slurm_config) if args.slurm_config else {}
+    fields = set(Slurm.__dataclass_fields__) - {"cluster"}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise SystemExit(f"verydeep reproduce: error: {args.slurm_config} has unknown key(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(sorted(fields))}")  # fmt: skip
+    for name in fields - {"wait"}:
+        given = getattr(args, f"slurm_{name}")
+        if given is not None:
+            settings[name] = given
+    if args.no_wait:
+        settings["wait"] = False
+    return Slurm(**settings)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -554,6 +582,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "Welch's t at 95%% (default: the preset's seeds, and its looks where it reads its verdicts in looks "
                    "(quick, long); identical runs are never trained twice)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="the first seed (seeds run from it upwards)")
+    g = p.add_argument_group("a Slurm cluster (--executor slurm; needs pip install 'verydeep[slurm]')")
+    g.add_argument("--executor", default="local", choices=["local", "slurm"], help="local: processes of this "
+                   "machine (default); slurm: each run not yet finished is a task of a Slurm job array, trained "
+                   "into --runs, which must lie on a filesystem every node sees")  # fmt: skip
+    g.add_argument("--slurm-config", help="a YAML or JSON file with the keys below (partition, time, cpus, gpus, "
+                   "parallelism, retries); the flags win")  # fmt: skip
+    g.add_argument("--slurm-partition", help="the partition to submit to (default: the cluster's)")
+    g.add_argument("--slurm-time", type=int, help="minutes a task may run; one stopped at its limit is requeued "
+                   "and resumes from its checkpoint (default 240)")  # fmt: skip
+    g.add_argument("--slurm-cpus", type=int, help="CPUs per task, the threads it trains on (default 1)")
+    g.add_argument("--slurm-gpus", type=int, help="GPUs per task (default 0)")
+    g.add_argument("--slurm-parallelism", type=int, help="tasks of an array that run at once (default 16)")
+    g.add_argument("--slurm-retries", type=int, help="times a task that ends without a result (scancel, a lost "
+                   "node) is submitted again while the command waits (default 2)")  # fmt: skip
+    g.add_argument("--no-wait", action="store_true", help="submit and return; the same command again waits for "
+                   "what is queued, submits what failed, writes the reports once every run has finished")  # fmt: skip
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..evidence import Looks
 from .base import Experiment, Runs, Verdict, judge, load_result, run_config, run_key
+from .cluster import Slurm, train_on_slurm
 from .report import Reproduction, write_experiment, write_index
 from .workers import default_jobs, train_all
 
@@ -52,9 +53,11 @@ def reproduce(
     first_seed: int = 0,
     args: dict | None = None,
     log: Callable[[str], None] = print,
+    slurm: Slurm | None = None,
 ) -> Reproduction:
     """Train (or reuse) the experiment's runs for ``seeds`` seeds (default: the preset's) from ``first_seed`` on,
-    then write report.md, results.csv, summary.json and figures into ``out``."""
+    then write report.md, results.csv, summary.json and figures into ``out``; with ``slurm``, the runs train as
+    tasks of Slurm job arrays (cluster.py) rather than in processes of this machine."""
     t0 = time.perf_counter()
     out = Path(out or Path("reproductions") / f"{experiment.name}-{preset}")
     runs_root = Path(runs_root or out.parent / "runs")
@@ -68,8 +71,15 @@ def reproduce(
         raise ValueError(f"--seeds {seeds}: give at least 1 (2 or more to decide a claim)")
     chosen = tuple(range(first_seed, first_seed + (seeds or 1)))
     jobs = default_jobs() if jobs is None else jobs
+
+    def train(planned) -> None:
+        if slurm is None:
+            train_all(planned, jobs, log)
+        else:
+            train_on_slurm(planned, slurm, runs_root, log)
+
     planned = plan(experiment, preset, data, data_dir, runs_root, chosen, args)
-    train_all(planned, jobs, log)
+    train(planned)
     runs: dict[int, Runs] = {seed: {} for seed in chosen}
     for spec, config, folder in planned:
         runs[config.seed][spec.label] = load_result(spec, folder)
@@ -78,7 +88,7 @@ def reproduce(
                 if (v := judge(claim, experiment, names, runs, looks, readings)) is not None]  # fmt: skip
     for count in looks.seeds[1:] if looks else ():
         verdicts = look_again(experiment, preset, data, data_dir, runs_root, args, runs, verdicts, first_seed + count,
-                              looks, jobs, log)  # fmt: skip
+                              looks, train, log)  # fmt: skip
     values = measure(experiment, runs)
     out.mkdir(parents=True, exist_ok=True)
     figures = experiment.figures({seed: runs[seed] for seed in chosen}, out)
@@ -89,7 +99,7 @@ def reproduce(
 
 
 def look_again(experiment: Experiment, preset: str, data: str, data_dir: str | None, runs_root: Path, args: dict,
-               runs: dict[int, Runs], verdicts: list[Verdict], end: int, looks: Looks, jobs: int,
+               runs: dict[int, Runs], verdicts: list[Verdict], end: int, looks: Looks, train: Callable,
                log: Callable[[str], None]) -> list[Verdict]:  # fmt: skip
     """The next look of a sequential rule: the runs that the claims still open compare (and those they start
     from) are trained on the seeds up to ``end``, added to ``runs``, and those claims judged again on every seed
@@ -108,7 +118,7 @@ def look_again(experiment: Experiment, preset: str, data: str, data_dir: str | N
     planned = [(spec, config, folder) for spec, config, folder in planned if spec.label in labels]
     which = f"seeds {new[0]}-{new[-1]}" if len(new) > 1 else f"seed {new[0]}"
     log(f"{len(still)} claim(s) still open after {len(runs)} seeds: training {', '.join(sorted(labels))} on {which}")
-    train_all(planned, jobs, log)
+    train(planned)
     for spec, config, folder in planned:
         runs.setdefault(config.seed, {})[spec.label] = load_result(spec, folder)
     names = experiment.names(args)
@@ -152,6 +162,7 @@ def reproduce_all(
     seeds: int | None = None,
     first_seed: int = 0,
     log: Callable[[str], None] = print,
+    slurm: Slurm | None = None,
 ) -> tuple[list[Reproduction], Path]:
     """Every experiment with ``preset`` (their runs shared in ``root``/runs: layer_responses and protocols train
     nothing that degradation has not), then ``root``/index.md and index.json, a row per claim."""
@@ -166,6 +177,6 @@ def reproduce_all(
     for experiment in experiments:
         log(f"== {experiment.name} ({experiment.source})")
         done.append(reproduce(experiment, preset, data, data_dir, root / f"{experiment.name}-{preset}",
-                              root / "runs", jobs, seeds, first_seed, log=log))  # fmt: skip
+                              root / "runs", jobs, seeds, first_seed, log=log, slurm=slurm))  # fmt: skip
     index, _ = write_index(root, done, preset)
     return done, index
