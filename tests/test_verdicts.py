@@ -726,3 +726,24 @@ def test_the_readme_table_gives_each_preset_its_own_column_smallest_first():
                         "**reproduced** -0.50 [-0.80, -0.20] (97.5%) |")  # fmt: skip
     assert "| a claim not tested | x |  | **not tested** | **not tested** |" in section
     assert "- a claim not tested: no data" in section
+
+
+def test_a_margin_claim_read_in_looks_takes_both_its_intervals_on_hsus_df():
+    looks = evidence.Looks((3, 5))
+    a, b = [0.100, 0.101, 0.102], [0.1, 0.101, 0.103, 0.100, 0.102]
+    for relation in ("equivalent", "not higher"):
+        outcome, inner = decide(a, b, relation, 0.01, looks)
+        assert inner.df == 2.0 and inner.level == pytest.approx(0.95), relation
+    far = [0.20, 0.21, 0.22]  # 10 points above: outside the margin, read off the outer interval
+    outcome, outer = decide(far, b, "equivalent", 0.01, looks)
+    assert outcome == "contradicted" and outer.df == 2.0 and outer.level == pytest.approx(0.975)
+    outcome, outer = decide(far, b, "not higher", 0.01, looks)
+    assert outcome == "contradicted" and outer.df == 2.0
+
+
+def test_looks_name_their_rule():
+    assert evidence.Looks((2, 3)).seeds == (2, 3)  # two seeds are enough for a first look
+    assert evidence.Looks((5,)).describe() == "Welch's t on Hsu's df (min n - 1), 5 seeds a side"
+    assert evidence.Looks((5, 8)).describe() == (
+        "Welch's t on Hsu's df (min n - 1), seeds 5 then 8 a side while the claim is open, each look at 97.5% "
+        "(Bonferroni over 2 looks)")  # fmt: skip
