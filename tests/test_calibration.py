@@ -3,6 +3,7 @@ when the folders are gone, and its table states each cell's readings and differe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import statistics
@@ -102,15 +103,15 @@ def test_a_net_that_starts_from_the_other_is_pointed_at_that_run_of_its_own_regi
         assert d_config.seed == a_config.seed == cell.seed and d_config.subset == a_config.subset
 
 
-def hand_made_record(tmp_path, cells: dict) -> Record:
-    """cells: (regime, budget) -> (a's readings per seed, b's, seconds a run)."""
+def hand_made_record(tmp_path, cells: dict, readings=("last",)) -> Record:
+    """cells: (regime, budget) -> (a's readings per seed, b's, seconds a run); every reading the same."""
     record = Record(tmp_path / "hand.json")
     for (regime, budget), (a, b, seconds) in cells.items():
         for seed, (x, y) in zip(calibration.SEEDS, zip(a, b)):
             for label, value in (("ResNet-56", x), ("ResNet-20", y)):
                 key = f"{label}-{regime}-{budget}-{seed}"
                 record.add({"key": key, "label": label, "regime": regime, "budget": budget, "seed": seed,
-                            "readings": {"last": value}, "seconds": seconds})  # fmt: skip
+                            "readings": dict.fromkeys(readings, value), "seconds": seconds})  # fmt: skip
     return record
 
 
@@ -146,3 +147,44 @@ def test_the_rule_takes_the_cheapest_cell_on_the_papers_side_that_its_seeds_and_
     chosen = calibration.pick(HAND, record, "long")
     assert (chosen.regime.name, chosen.budget, chosen.reading) == ("2k", 30, "last")
     assert "`long` (share 600 core-minutes): **2k**" in "\n".join(calibration.rule_section(HAND, record))
+
+
+def test_the_rule_breaks_ties_towards_the_paper_and_counts_its_limits_inclusively(tmp_path, monkeypatch):
+    two = ([0.20, 0.21], [0.25, 0.26], 30)  # 3 seeds needed, 16 core-minutes at 8 seeds
+    study = dataclasses.replace(HAND, readings=("last", "tail"), paper_readings=("last", "tail"), regimes=(
+        Regime("2k", 2_000, STEP), Regime("8k", 8_000, STEP), Regime("8k-cos", 8_000, COSINE),
+        Regime("8k-noaug", 8_000, {**STEP, "augment": False})), budgets=(10, 20, 30))  # fmt: skip
+    pick = lambda record, preset="long": calibration.pick(study, record, preset)  # noqa: E731
+    cells = {("8k-cos", 10): two, ("8k-noaug", 10): two, ("2k", 10): two}
+    chosen = pick(hand_made_record(tmp_path, cells, study.readings))
+    assert (chosen.regime.name, chosen.reading) == ("2k", "last")  # the step schedule with augmentation
+    cells[("8k", 10)] = two
+    chosen = pick(hand_made_record(tmp_path, cells, study.readings))
+    assert (chosen.regime.name, chosen.reading) == ("8k", "last")  # then more distinct images, the first reading
+    # fewer images in all (seeds needed x images a run) beats a cell that needs fewer seeds on longer runs
+    cells = {("2k", 30): two, ("8k", 10): ([0.20, 0.22], [0.25, 0.26], 30)}  # 8k: 5 seeds x 10 < 3 x 30
+    assert pick(hand_made_record(tmp_path, cells, study.readings)).regime.name == "8k"
+    # a stand-in reading stands in only where no cell read the paper's way is eligible
+    stand_in = dataclasses.replace(study, paper_readings=("tail",))
+    record = hand_made_record(tmp_path, {("2k", 10): two}, study.readings)
+    assert calibration.pick(stand_in, record, "long").reading == "tail"
+    # the limits: 8 seeds and the share itself are within them; an experiment with no share fits nowhere
+    monkeypatch.setitem(calibration.SHARES, "long", {"degradation": 16.0})
+    assert pick(record) is not None and pick(record, "standard").budget == 10  # 16 core-minutes: both
+    monkeypatch.setitem(calibration.SHARES, "long", {"degradation": 15.9})
+    assert pick(record) is None
+    assert all(c.fits == () for c in calibration.choices(dataclasses.replace(study, experiment="x"), record))
+    eight = {("2k", 10): ([0.20, 0.21], [0.2115, 0.2245], 30)}  # 5 seeds x 1.5: 8
+    needed = {c.needed for c in calibration.choices(study, hand_made_record(tmp_path, eight, study.readings))}
+    assert needed == {8} and pick(hand_made_record(tmp_path, eight, study.readings), "standard") is not None
+
+
+def test_the_rule_reads_the_papers_side_of_a_claim_that_something_is_higher(tmp_path):
+    higher = dataclasses.replace(HAND, relation="higher")
+    one_seed_first = {("2k", 10): ([0.30], [0.20], 30), ("8k", 10): ([0.30, 0.31], [0.20, 0.21], 30)}
+    record = hand_made_record(tmp_path, one_seed_first)
+    (choice,) = calibration.choices(higher, record)  # a cell of one seed is left out, the others kept
+    assert choice.regime.name == "8k" and choice.needed == 3 and "standard" in choice.fits
+    assert calibration.choices(HAND, record)[0].needed is None  # the same cell, read as "lower": the wrong side
+    zero = hand_made_record(tmp_path, {("8k", 10): ([0.20, 0.21], [0.20, 0.20], 30)})
+    assert calibration.choices(higher, zero)[0].needed is None  # a seed with no difference is on neither side

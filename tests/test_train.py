@@ -77,6 +77,11 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     steps = [r.step for r in RunDir(tmp_path / "stopped").read_metrics() if r.train_error is not None]
     assert steps == sorted(set(steps))  # appended, never duplicated
     assert steps == [r.step for r in RunDir(tmp_path / "straight").read_metrics() if r.train_error is not None]
+    # the training error of the epoch it was stopped in counts the steps before the stop, too
+    errors = {run: [r.train_error for r in RunDir(tmp_path / run).read_metrics()] for run in ("straight", "stopped")}
+    assert errors["stopped"] == errors["straight"]
+    summaries = [RunDir(tmp_path / run).read_summary().train_error for run in ("straight", "stopped")]
+    assert summaries[0] == summaries[1]
 
 
 def test_a_signal_while_the_run_is_set_up_stops_it_at_its_first_step_with_a_checkpoint(tmp_path, monkeypatch):

@@ -320,6 +320,8 @@ class Trainer:
         self.step, self.seconds, self.images_seen = 0, 0.0, 0
         self.last_val: dict = {}
         self.epoch_error = math.nan
+        self.totals: torch.Tensor | None = None  # the running epoch's sums: loss, errors, top-5 errors, images
+        self.partial: torch.Tensor | None = None  # those and the log window's, saved with a checkpoint mid-epoch
         if checkpoint is not None:
             self.restore(checkpoint)
         if dist.is_main:
@@ -418,6 +420,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "last_val": self.last_val,
             "epoch_error": self.epoch_error,
+            "partial": self.partial,
         }
 
     def restore(self, checkpoint: dict) -> None:
@@ -430,6 +433,8 @@ class Trainer:
         self.step, self.seconds, self.images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
         self.last_val = checkpoint.get("last_val", {})
         self.epoch_error = checkpoint.get("epoch_error", math.nan)
+        partial = checkpoint.get("partial")
+        self.partial = None if partial is None else partial.to(self.device)
 
     def save(self) -> None:
         """Write the metrics gathered so far, then the checkpoint (rank 0 only); never weights that a non-finite
@@ -443,7 +448,12 @@ class Trainer:
             bad = self.step - 1  # an update overflowed the weights before any loss showed it
         if bad >= 0:
             raise self.non_finite(f"the loss became non-finite at step {bad + 1}")
+        # the running sums of the epoch and of the log window, over every process (each resumes with its share),
+        # so that a run resumed mid-epoch reports the training error an uninterrupted one does
+        sums = torch.stack([self.totals, self.window]) if self.totals is not None else None
+        self.partial = None if sums is None else (self.dist.all_reduce_sum(sums.clone()) / self.dist.world_size).cpu()
         self.write_checkpoint()
+        self.partial = None
 
     def write_checkpoint(self) -> None:
         """checkpoint.pt, atomically (rank 0 only): a write that fails, for a full disk say, leaves the last one
@@ -501,6 +511,10 @@ class Trainer:
         """From the current step to the end of its epoch (or of the run), then evaluate and checkpoint."""
         epoch, start = divmod(self.step, self.plan.steps_per_epoch)
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        if start and self.partial is not None:  # resumed mid-epoch: the epoch's and the log window's sums so far
+            totals.copy_(self.partial[0])
+            self.window.copy_(self.partial[1])
+        self.totals, self.partial = totals, None
         t0, images = time.perf_counter(), 0
         batches = self.data.batches(
             "train",
