@@ -188,3 +188,13 @@ def test_the_rule_reads_the_papers_side_of_a_claim_that_something_is_higher(tmp_
     assert calibration.choices(HAND, record)[0].needed is None  # the same cell, read as "lower": the wrong side
     zero = hand_made_record(tmp_path, {("8k", 10): ([0.20, 0.21], [0.20, 0.20], 30)})
     assert calibration.choices(higher, zero)[0].needed is None  # a seed with no difference is on neither side
+
+
+def test_a_regime_that_names_no_schedule_or_augmentation_is_the_papers_step_schedule_with_augmentation(tmp_path):
+    two = ([0.20, 0.21], [0.25, 0.26], 30)
+    study = dataclasses.replace(HAND, regimes=(Regime("8k", 8_000), Regime("8k-cos", 8_000, COSINE),
+                                               Regime("8k-noaug", 8_000, {"augment": False})))  # fmt: skip
+    record = hand_made_record(tmp_path, {("8k-cos", 10): two, ("8k-noaug", 10): two, ("8k", 10): two})
+    assert calibration.pick(study, record, "long").regime.name == "8k"
+    tie = hand_made_record(tmp_path, {("8k", 10): ([0.20, 0.21], [0.20, 0.22], 30)})  # one seed's difference is 0
+    assert calibration.choices(study, tie)[0].needed is None  # "lower" is not met by a tie
