@@ -14,12 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+from verydeep.experiments.report import MARKS, PRESETS
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- results: written by tools/readme_results.py from reproductions/index.json; do not edit by hand -->"
 END = "<!-- end of results -->"
-PRESETS = ("smoke", "quick", "standard", "long", "full")
-MARKS = {"reproduced": "reproduced", "contradicted": "CONTRADICTED", "inconclusive": "inconclusive",
-         "not tested": "not tested"}  # fmt: skip
 
 
 def minutes(seconds: float) -> str:

@@ -387,9 +387,9 @@ def finding(claim: str, docs: Path = DOCS) -> str:
     budgets = sorted({entry["budget"] for entry in record.runs.values()})
     picked = [f"`{preset}` in {c.regime.name} ({c.regime.describe()}) at {c.budget:,} images a run, read as "
               f"`{c.reading}`" for preset in SHARES if (c := pick(study, record, preset))]  # fmt: skip
-    sides = []
+    sides, every = [], choices(study, record)
     for budget in budgets:
-        found = [c for c in choices(study, record) if c.budget == budget]
+        found = [c for c in every if c.budget == budget]
         right = sum((d < 0) if study.relation == "lower" else (d > 0) for c in found for d in c.differences)
         sides.append(f"{right} of {sum(len(c.differences) for c in found)} at {budget:,} images a run")
     measured = (f"the calibration (docs/calibration.md: {len(study.regimes)} regimes; seed-readings on the paper's "

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import TrainConfig
+from ..runs import atomic_write_bytes
 from .base import finished
-from .workers import ExperimentFailed, ExperimentInterrupted, cost, train_one
+from .workers import ExperimentFailed, ExperimentInterrupted, train_one, waves
 
 POLL = 5.0  # seconds between looks at the queue
 
@@ -90,9 +91,7 @@ class Ledger:
         entry = self.jobs.setdefault(str(run), {"job": job_id, "submitted": 0})
         entry["job"], entry["submitted"] = job_id, entry["submitted"] + 1
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.jobs, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, (json.dumps(self.jobs, indent=1) + "\n").encode())
 
 
 def in_squeue(job_ids: list[str]) -> set[str]:
@@ -121,7 +120,7 @@ def train_on_slurm(planned, slurm: Slurm, runs_root: Path, log: Callable[[str], 
     executor = slurm.executor(folder)
     ledger = Ledger(folder)
     todo = [(s, c, f.resolve()) for s, c, f in planned if not finished(f)]
-    for wave in ([t for t in todo if t[1].init_from is None], [t for t in todo if t[1].init_from is not None]):
+    for wave in waves(todo):
         if wave:
             Wave(wave, slurm, executor, folder, ledger, log).run()
 
@@ -130,7 +129,7 @@ class Wave:
     """Runs that may train side by side: submitted as one array, watched until each has finished."""
 
     def __init__(self, todo, slurm: Slurm, executor, folder: Path, ledger: Ledger, log):
-        self.todo = sorted(todo, key=lambda t: -cost(t[1].model))  # the costliest first
+        self.todo = todo
         self.slurm, self.executor, self.folder, self.ledger, self.log = slurm, executor, folder, ledger, log
         self.live: dict[str, object] = {}  # the submitit jobs this command submitted, by id
 

@@ -72,11 +72,15 @@ def train_all(planned, jobs: int, log: Callable[[str], None]) -> None:
                 raise ExperimentInterrupted(f"{spec.label}: {outcome.detail}")
         return
     threads = max(1, physical_cores() // jobs)
-    independent = [t for t in todo if t[1].init_from is None]
-    dependent = [t for t in todo if t[1].init_from is not None]
-    for wave in (independent, dependent):
-        # the costliest first, so that the last runs to finish are short ones
-        Workers(jobs, threads, log).train(sorted(wave, key=lambda t: -cost(t[1].model)))
+    for wave in waves(todo):
+        Workers(jobs, threads, log).train(wave)
+
+
+def waves(todo) -> tuple[list, list]:
+    """The runs (spec, config, folder) that may train side by side, then those that start from another's
+    weights; each the costliest first, so that the last runs to finish are short ones."""
+    order = sorted(todo, key=lambda t: -cost(t[1].model))
+    return [t for t in order if t[1].init_from is None], [t for t in order if t[1].init_from is not None]
 
 
 def cost(model: str) -> int:
