@@ -148,6 +148,23 @@ def test_vgg_init_starts_each_from_a_run_from_the_trained_a_and_the_others_from_
     assert len(set(folders.values())) == 5
 
 
+def test_long_trains_only_the_runs_of_the_claims_it_was_picked_for_and_those_they_start_from(tmp_path):
+    labels = lambda name, preset, **args: [s.label for s, _, _ in plan(get_experiment(name), preset, "fashion-mnist",
+                                                                       None, tmp_path, (0,), args)]  # noqa: E731
+    assert labels("degradation", "long") == ["ResNet-20", "ResNet-56"]
+    assert labels("degradation", "long", depths=(32, 110)) == ["ResNet-32", "ResNet-110"]
+    assert labels("degradation", "standard") == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+    assert labels("vgg_depth", "long") == ["A", "D"]  # D from the A of its seed
+    assert len(labels("vgg_depth", "standard")) == 10
+    vgg = get_experiment("vgg_depth")
+    only = dataclasses.replace(vgg.presets["quick"], claims=("vgg-table3-d-beats-c",))
+    with pytest.MonkeyPatch.context() as m:
+        m.setitem(vgg.presets, "quick", only)
+        assert labels("vgg_depth", "quick") == ["A", "C", "D"]  # C and D start from A, which is trained first
+    for name in ("layer_responses", "protocols", "gradients"):  # they measure plain nets, which long leaves out
+        assert "long" not in get_experiment(name).presets and "standard" in get_experiment(name).presets
+
+
 def test_each_run_is_configured_from_its_experiment_preset_and_spec(tmp_path):
     """What the runner trains: the preset's length, subset and overrides under the spec's own, the model options
     of both, the spec's recipe or else the experiment's, the data and seed asked for, never the test split."""

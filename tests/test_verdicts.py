@@ -579,7 +579,9 @@ def test_the_layer_responses_and_protocols_measure_the_degradation_runs():
     args = {"depths": (20, 56)}
     assert layer_responses.runs(args, preset) == degradation.runs(args, preset)
     assert protocols.runs(args, preset) == [s for s in degradation.runs(args, preset) if s.label == "ResNet-20"]
-    assert layer_responses.EXPERIMENT.presets is protocols.EXPERIMENT.presets is degradation.EXPERIMENT.presets
+    assert layer_responses.EXPERIMENT.presets is protocols.EXPERIMENT.presets is degradation.SHARED_PRESETS
+    assert all(degradation.SHARED_PRESETS[name] is p for name, p in degradation.EXPERIMENT.presets.items()
+               if name != "long")  # fmt: skip
     assert all(not s.options.get("zero_init_residual") for s in degradation.runs(args, preset))  # Fig. 7's init
 
 

@@ -33,6 +33,7 @@ class Preset:
     seeds: int = 1  # each configuration is trained with seeds 0 .. seeds - 1 (``--seeds`` changes it)
     looks: Looks | None = None  # read the verdicts in looks (seeds[0] is ``seeds``); None: once, Welch's t at 95%
     readings: dict = field(default_factory=dict)  # claim key -> the quantity it is read by here, where not its own
+    claims: tuple[str, ...] = ()  # the claims the preset is for: only their runs are trained; empty: every claim
 
     def __post_init__(self):
         if self.looks is not None and self.looks.seeds[0] != self.seeds:

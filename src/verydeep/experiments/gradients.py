@@ -102,7 +102,7 @@ EXPERIMENT = Experiment(
     'forward nor backward signals vanish." (no figure: the paper states it)',
     recipe="resnet_cifar",
     defaults={"depths": (20, 56)},
-    presets=degradation.EXPERIMENT.presets,  # the degradation runs, measured: nothing is trained twice
+    presets=degradation.SHARED_PRESETS,  # the degradation runs, measured: nothing is trained twice
     runs=degradation.runs,
     quantities={
         "gradient_floor": Quantity("log10 smallest layer gradient / last layer's", floor, unit="value"),

@@ -89,7 +89,7 @@ EXPERIMENT = Experiment(
     "for ResNets than for their plain counterparts, and smaller for deeper ResNets (ResNet-110 < 56 < 20).",
     recipe="resnet_cifar",
     defaults={"depths": (20, 56)},
-    presets=degradation.EXPERIMENT.presets,  # the same runs as the degradation experiment: trained once, shared
+    presets=degradation.SHARED_PRESETS,  # the same runs as the degradation experiment: trained once, shared
     runs=runs,
     quantities={"response_std": Quantity("mean response std", mean_response, unit="value")},
     figures=figures,

@@ -51,7 +51,7 @@ EXPERIMENT = Experiment(
     "evaluation and multi-crop (24.8% and 24.6% top-1 for D) combined give 24.4% (Table 5).",
     recipe="resnet_cifar",
     defaults={"depths": (20, 56)},
-    presets=degradation.EXPERIMENT.presets,  # the degradation runs themselves: trained once, shared
+    presets=degradation.SHARED_PRESETS,  # the degradation runs themselves: trained once, shared
     runs=runs,
     quantities={
         "centre_error": Quantity("centre-view val error %", centre_error),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..evidence import Looks
-from .base import Experiment, Runs, Verdict, judge, load_result, run_config, run_key
+from .base import Experiment, Preset, Runs, RunSpec, Verdict, judge, load_result, run_config, run_key
 from .cluster import Slurm, train_on_slurm
 from .report import Reproduction, write_experiment, write_index
 from .workers import default_jobs, train_all
@@ -27,7 +27,7 @@ def plan(
     if preset not in experiment.presets:
         raise ValueError(f"{experiment.name} has no preset {preset!r}; valid: {', '.join(experiment.presets)}")
     chosen = experiment.presets[preset]
-    specs = experiment.runs({**experiment.defaults, **args, "data": data}, chosen)
+    specs = for_claims(experiment, chosen, args, experiment.runs({**experiment.defaults, **args, "data": data}, chosen))
     planned = []
     for seed in seeds:
         folders: dict[str, Path] = {}
@@ -39,6 +39,18 @@ def plan(
             folders[spec.label] = folder
             planned.append((spec, config, folder))
     return planned
+
+
+def for_claims(experiment: Experiment, preset: Preset, args: dict, specs: list[RunSpec]) -> list[RunSpec]:
+    """The runs that the preset's claims compare, and those they start from; every run where it names none."""
+    if not preset.claims:
+        return specs
+    names = experiment.names({**experiment.defaults, **args})
+    wanted = {label for claim in experiment.claims if claim.key in preset.claims for label in claim.labels(names)}
+    by_label = {spec.label: spec for spec in specs}
+    while starts := {by_label[label].init_from for label in wanted if by_label[label].init_from} - wanted:
+        wanted |= starts
+    return [spec for spec in specs if spec.label in wanted]
 
 
 def reproduce(
