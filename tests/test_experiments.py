@@ -149,8 +149,9 @@ def test_vgg_init_starts_each_from_a_run_from_the_trained_a_and_the_others_from_
 
 
 def test_long_trains_only_the_runs_of_the_claims_it_was_picked_for_and_those_they_start_from(tmp_path):
-    labels = lambda name, preset, **args: [s.label for s, _, _ in plan(get_experiment(name), preset, "fashion-mnist",
-                                                                       None, tmp_path, (0,), args)]  # noqa: E731
+    def labels(name, preset, **args):
+        return [s.label for s, _, _ in plan(get_experiment(name), preset, "fashion-mnist", None, tmp_path, (0,), args)]
+
     assert labels("degradation", "long") == ["ResNet-20", "ResNet-56"]
     assert labels("degradation", "long", depths=(32, 110)) == ["ResNet-32", "ResNet-110"]
     assert labels("degradation", "standard") == ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
