@@ -125,7 +125,8 @@ def test_the_readmes_results_are_written_from_the_index_and_nothing_else_changes
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nbefore\n{tool['BEGIN']}\nstale\n{tool['END']}\nafter\n")
     index = json.loads((smoke.root / "index.json").read_text())
-    section = tool["section"]([index])
+    section = tool["section"]([index | {"folder": str(smoke.root)}])  # the reports beside the index it was given
+    assert f"-> {smoke.root}/degradation-smoke/report.md" in section
     for claim in index["claims"]:
         assert f"| {claim['claim']} | {claim['source']} |" in section and claim["outcome"] in section
     text = readme.read_text().replace(f"{tool['BEGIN']}\nstale\n{tool['END']}", section)

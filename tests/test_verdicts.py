@@ -730,6 +730,21 @@ def test_the_readme_table_gives_each_preset_its_own_column_smallest_first():
     assert "- a claim not tested: no data" in section
 
 
+def test_an_index_resumed_on_another_machine_names_each_with_its_runs():
+    import runpy
+
+    tool = runpy.run_path(str(ROOT / "tools" / "readme_results.py"))
+    zen5 = {"cpu": "AMD EPYC Zen 5", "cores": 2, "native_bf16": True, "precision": "bf16", "torch": "2.14.1"}
+    zen3 = zen5 | {"cpu": "AMD EPYC Zen 3", "native_bf16": False, "precision": "fp32"}
+    index = {"preset": "long", "experiments": {"degradation": {"seconds": 60, "command": "c", "report": "r"}},
+             "counts": {"reproduced": 1}, "claims": [], "budgets": []}  # fmt: skip
+    alone = tool["machine_line"](index | {"machine": zen5 | {"machines": [zen5 | {"runs": 16}]}})
+    assert "on AMD EPYC Zen 5 (2 cores, native bf16), bf16, torch" in alone and "16 runs" not in alone
+    both = tool["machine_line"](index | {"machine": zen5 | {"machines": [zen5 | {"runs": 10}, zen3 | {"runs": 6}]}})
+    assert ("on AMD EPYC Zen 5 (2 cores, native bf16), bf16, 10 runs and AMD EPYC Zen 3 (2 cores, no native bf16), "
+            "fp32, 6 runs, torch") in both  # fmt: skip
+
+
 def test_a_margin_claim_read_in_looks_takes_both_its_intervals_on_hsus_df():
     looks = evidence.Looks((3, 5))
     a, b = [0.100, 0.101, 0.102], [0.1, 0.101, 0.103, 0.100, 0.102]
@@ -749,3 +764,27 @@ def test_looks_name_their_rule():
     assert evidence.Looks((5, 8)).describe() == (
         "Welch's t on Hsu's df (min n - 1), seeds 5 then 8 a side while the claim is open, each look at 97.5% "
         "(Bonferroni over 2 looks)")  # fmt: skip
+
+
+def test_the_index_counts_the_runs_of_each_machine_they_trained_on_once_each(tmp_path):
+    import json
+    import shutil
+    import types
+
+    from verydeep.experiments.report import machine
+
+    def run(name: str, cpu: str, bf16: bool) -> types.SimpleNamespace:
+        folder = tmp_path / name
+        shutil.copytree(Path(__file__).parent / "data" / "run-0.1.0", folder)
+        record = json.loads((folder / "config.json").read_text())
+        record["environment"] |= {"cpu": cpu, "cpu_cores": 2, "cpu_native_bf16": bf16}
+        (folder / "config.json").write_text(json.dumps(record))
+        return types.SimpleNamespace(path=folder)
+
+    a, b, c = run("a", "Zen 3", False), run("b", "Zen 5", True), run("c", "Zen 5", True)
+    shared = types.SimpleNamespace(runs={0: {"x": a, "y": b}, 1: {"y": c}})
+    other = types.SimpleNamespace(runs={0: {"x": a}})  # another experiment's view of the same run: counted once
+    found = machine([shared, other])
+    assert found["cpu"] == "Zen 5" and found["native_bf16"] is True  # where most runs trained
+    assert [(m["cpu"], m["runs"]) for m in found["machines"]] == [("Zen 5", 2), ("Zen 3", 1)]
+    assert machine([types.SimpleNamespace(runs={0: {}})]) == {}

@@ -1,6 +1,6 @@
 """Write README.md's results section from a reproduction's index (`make readme`).
 
-    .venv/bin/python tools/readme_results.py                       # reproductions/index-{quick,standard,long}.json
+    .venv/bin/python tools/readme_results.py                       # results/P/index-P.json, P = quick, standard, long
     .venv/bin/python tools/readme_results.py A.json B.json --check # exit 1 if README.md differs
 
 The section between the two marker lines below is replaced, nothing else: the verdicts, numbers and commands
@@ -17,7 +17,7 @@ from pathlib import Path
 from verydeep.experiments.report import MARKS, PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN = "<!-- results: written by tools/readme_results.py from reproductions/index.json; do not edit by hand -->"
+BEGIN = "<!-- results: written by tools/readme_results.py from results/P/index-P.json; do not edit by hand -->"
 END = "<!-- end of results -->"
 
 
@@ -25,16 +25,23 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def where(m: dict) -> str:
+    bf16 = "native bf16" if m.get("native_bf16") else "no native bf16"
+    return m.get("cuda") or f"{m.get('cpu')} ({m.get('cores')} cores, {bf16})"
+
+
 def machine_line(index: dict) -> str:
     m = index["machine"]
-    bf16 = "native bf16" if m.get("native_bf16") else "no native bf16"
-    where = m.get("cuda") or f"{m.get('cpu')} ({m.get('cores')} cores, {bf16})"
+    machines = m.get("machines", [])
+    place = f"{where(m)}, {m.get('precision')}"
+    if len(machines) > 1:  # resumed on another machine: each one, with its runs
+        place = " and ".join(f"{where(each)}, {each['precision']}, {each['runs']} runs" for each in machines)
     counts = ", ".join(f"{n} {outcome}" for outcome, n in index["counts"].items() if n)
     total = sum(e["seconds"] for e in index["experiments"].values())
     each = ", ".join(
         f"{name} {minutes(e.get('train_seconds', e['seconds']))}" for name, e in index["experiments"].items()
     )
-    return (f"- `verydeep reproduce all --preset {index['preset']}` on {where}, {m.get('precision')}, torch "
+    return (f"- `verydeep reproduce all --preset {index['preset']}` on {place}, torch "
             f"{m.get('torch')}: {counts}. Training time of each experiment's runs, each run on one core (runs shared "
             f"between experiments are trained once and counted in each): {each}; the call that wrote this index "
             f"took {minutes(total)} (it trains only what earlier calls left).")  # fmt: skip
@@ -80,7 +87,8 @@ def section(indexes: list[dict]) -> str:
               "run it rests on):", ""]  # fmt: skip
     for index in indexes:
         for name, e in index["experiments"].items():
-            lines.append(f"- {name}, `{index['preset']}`: `{e['command']}` -> reproductions/{e['report']}")
+            lines.append(f"- {name}, `{index['preset']}`: `{e['command']}` -> {index.get('folder', 'reproductions')}/"
+                         f"{e['report']}")  # fmt: skip
     return "\n".join(lines + ["", END])
 
 
@@ -105,25 +113,32 @@ def difference_of(c: dict) -> str:
     return f"{number(c, c['difference'], True)} [{number(c, low, True)}, {number(c, high, True)}]{stated}"
 
 
+def folder(path: Path) -> str:
+    """Where an index's reports lie, as the README links them: from the repository's root where it is inside."""
+    path = path.resolve().parent
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("indexes", nargs="*", type=Path, help="default: reproductions/index-P.json of each preset "
-                        "that decides claims (quick, standard, long) found there")  # fmt: skip
+    parser.add_argument("indexes", nargs="*", type=Path, help="default: results/P/index-P.json of each preset that "
+                        "decides claims (quick, standard, long) found there")  # fmt: skip
     parser.add_argument("--readme", default=ROOT / "README.md", type=Path)
     parser.add_argument("--check", action="store_true", help="only say whether README.md is up to date")
     args = parser.parse_args()
-    found = [ROOT / "reproductions" / f"index-{p}.json" for p in ("quick", "standard", "long")]
+    found = [ROOT / "results" / p / f"index-{p}.json" for p in ("quick", "standard", "long")]
     paths = args.indexes or [path for path in found if path.exists()]
     missing = [str(path) for path in paths if not path.exists()]
     if not paths or missing:
-        sys.exit(f"{', '.join(missing) or 'no reproductions/index-P.json'}: run `verydeep reproduce all --preset "
-                 "standard` (and quick, long) first")  # fmt: skip
+        sys.exit(f"{', '.join(missing) or 'no results/P/index-P.json'}: run `verydeep reproduce all --preset "
+                 "standard --out results/standard` (and quick, long) first")  # fmt: skip
     text = args.readme.read_text()
     if BEGIN not in text or END not in text:
         sys.exit(f"{args.readme} has no results markers; put these two lines where the section goes:\n{BEGIN}\n{END}")
     before, rest = text.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
-    new = before + section([json.loads(path.read_text()) for path in paths]) + after
+    indexes = [json.loads(path.read_text()) | {"folder": folder(path)} for path in paths]
+    new = before + section(indexes) + after
     if args.check:
         return 0 if new == text else 1
     args.readme.write_text(new)

@@ -211,16 +211,19 @@ def write_report(path: Path, r: Reproduction, command: str, header: list[str], r
 
 
 def machine(reproductions: list[Reproduction]) -> dict:
-    """Where the runs trained, from the first run's record (every run records its own)."""
-    for r in reproductions:
-        for runs in r.runs.values():
-            for result in runs.values():
-                record = RunDir(result.path).read_record()
-                env = record.environment
-                return {"cpu": env.get("cpu") or env.get("processor"), "cores": env.get("cpu_cores"),
-                        "native_bf16": env.get("cpu_native_bf16"), "cuda": env.get("cuda"), "torch": env.get("torch"),
-                        "device": record.run.device, "precision": record.run.precision}  # fmt: skip
-    return {}
+    """Where the runs trained, from each run's record: the machine most runs trained on, and under ``machines``
+    every distinct one with its count of runs (an index resumed on another machine rests on both)."""
+    counts: dict[tuple, int] = {}
+    for result in {result.path: result for r in reproductions for runs in r.runs.values() for result in runs.values()
+                   }.values():  # fmt: skip
+        record = RunDir(result.path).read_record()
+        env = record.environment
+        key = (env.get("cpu") or env.get("processor"), env.get("cpu_cores"), env.get("cpu_native_bf16"),
+               env.get("cuda"), env.get("torch"), record.run.device, record.run.precision)  # fmt: skip
+        counts[key] = counts.get(key, 0) + 1
+    fields = ("cpu", "cores", "native_bf16", "cuda", "torch", "device", "precision")
+    found = [dict(zip(fields, key)) | {"runs": n} for key, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return {k: v for k, v in found[0].items() if k != "runs"} | {"machines": found} if found else {}
 
 
 def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> tuple[Path, Path]:
