@@ -235,6 +235,25 @@ def test_in_memory_scale_jittering_trains_at_native_size_and_tests_whole_at_q():
     torch.testing.assert_close(val, torch.nn.functional.interpolate(native, size=(6, 6), mode="bilinear"))
 
 
+def test_training_batches_are_cut_from_images_padded_by_4_on_each_side():
+    """ResNet Sec. 4.2 on the batches training draws, not on the crop function alone: white images, so the padding
+    shows as the zero (- mean) rows and columns at a crop's edge, 0 to 4 of them, each width drawn."""
+    images = torch.full((256, 1, 12, 12), 255, dtype=torch.uint8)
+    splits = {split: TensorImages(images, torch.zeros(256, dtype=torch.int64), torch.arange(256)) for split in
+              ("train", "val", "test")}  # fmt: skip
+    data = TensorData("white", ["white"], splits, "pixel", source="test")
+    x = torch.cat([x for x, _ in epoch(data, batch_size=64, seed=3)])
+    padded = x[:, 0] < -0.5  # white - mean is 0; a padded pixel is 0 - 1
+    rows, cols = padded.all(2), padded.all(1)  # (B, 12): which rows, which columns are padding alone
+    widths = {"top": rows[:, :6].sum(1), "bottom": rows[:, 6:].sum(1), "left": cols[:, :6].sum(1),
+              "right": cols[:, 6:].sum(1)}  # fmt: skip
+    for side, width in widths.items():
+        assert set(width.tolist()) == {0, 1, 2, 3, 4}, side
+    assert torch.equal(padded.sum((1, 2)), 12 * (rows.sum(1) + cols.sum(1)) - rows.sum(1) * cols.sum(1))
+    (val, _), *_ = epoch(data, "val", batch_size=8)
+    assert (val == 0).all()  # evaluation is never padded
+
+
 def test_pca_lighting_adds_one_colour_per_image_along_the_eigenvectors():
     images = torch.zeros(4, 3, 5, 5)
     pca_lighting(images, torch.Generator().manual_seed(0), std=0.1)
@@ -321,6 +340,27 @@ def test_an_image_folder_loads_with_class_names_from_its_folders(tmp_path):
         assert torch.equal(x, x_resumed) and torch.equal(y, y_resumed)
 
 
+def test_an_image_folder_trains_on_crops_of_every_scale_in_its_range(tmp_path):
+    """Scale jittering (VGG Sec. 3.1) on the batches an image folder yields: horizontal ramps of 4 levels a
+    column, so a crop's slope, 4 x 64 / S, says the side S its image was resized to."""
+    for split, count in (("train", 8), ("val", 2)):
+        for name in ("a", "b"):
+            for i in range(count):
+                width = 64 + 8 * (i % 2)  # two sizes: a folder of large files, not held in memory
+                pixels = np.repeat((4 * np.minimum(np.arange(width), 63)).astype(np.uint8)[None, :, None], 64, 0)
+                path = tmp_path / "ramps" / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.repeat(pixels, 3, 2)).save(path)
+    data = load_data(str(tmp_path / "ramps"), image_size=32, scale=(32, 64), mean="rgb", workers=0)
+    assert not data.in_memory
+    x = torch.cat([x for e in range(8) for x, _ in epoch(data, batch_size=16, seed=0, epoch=e)])
+    row = 255 * (x[:, 0, 16] + data.mean[0, 0, 0])  # the middle row, back in levels
+    slope = row[:, 9:23].diff().abs().mean(1)  # interior columns: clear of the ramp's flat end
+    sides = 4 * 64 / slope
+    assert sides.min() < 36 and sides.max() > 58  # the range's two ends are drawn
+    assert ((sides > 40) & (sides < 56)).any()  # and its middle
+
+
 def write_small_folder(root: Path, per_class: int = 6, size: int = 12) -> Path:
     """Grey PNGs of one small size; class k's images are brighter on the left for k = 0, on the right for 1."""
     rng = np.random.default_rng(0)
@@ -368,6 +408,29 @@ def test_the_decoded_folder_is_cached_and_decoded_again_when_a_file_changes(tmp_
     reloaded = load_data(str(root), workers=0).images("train").images
     assert decoded == [16, 16] and reloaded[0].sum() == 0 and not torch.equal(reloaded, first)
     assert len(list(smallfolder.cache_root().glob(f"{smallfolder.cache_prefix(root)}-*"))) == 1  # the stale one went
+
+
+def test_a_file_rewritten_at_the_same_size_is_decoded_again(tmp_path, monkeypatch):
+    """The cache's key holds each file's modification time, not its size alone: an uncompressed PNG keeps its size
+    whatever its pixels."""
+    import os
+
+    from verydeep.data import smallfolder
+
+    root = write_small_folder(tmp_path / "digits")
+    path = root / "train" / "left" / "0.png"
+    Image.fromarray(np.full((12, 12), 30, dtype=np.uint8), mode="L").save(path, compress_level=0)
+    first = load_data(str(root), workers=0).images("train").images
+    size, mtime = path.stat().st_size, path.stat().st_mtime_ns
+    Image.fromarray(np.full((12, 12), 220, dtype=np.uint8), mode="L").save(path, compress_level=0)
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert path.stat().st_size == size
+    decoded = []
+    real = smallfolder.decode
+    monkeypatch.setattr(smallfolder, "decode", lambda paths, *a: decoded.append(len(paths)) or real(paths, *a))
+    again = load_data(str(root), workers=0).images("train").images
+    assert decoded == [16]  # the folder's 16 files, decoded again
+    assert (again == 220).flatten(1).all(1).sum() == 1 and not (first == 220).flatten(1).all(1).any()
 
 
 def test_a_small_folder_that_would_not_fit_in_memory_streams_instead(tmp_path, monkeypatch):
