@@ -11,15 +11,17 @@ from .workers import ExperimentFailed, ExperimentInterrupted
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
+    # Those that measure another's trained weights come right after it: a sweep stopped between two sittings
+    # (results/ keeps run records, not weights) leaves no measurement waiting on weights it no longer has.
     for e in (
         degradation.EXPERIMENT,
+        layer_responses.EXPERIMENT,
+        gradients.EXPERIMENT,
+        protocols.EXPERIMENT,
         vgg_depth.EXPERIMENT,
         vgg_init.EXPERIMENT,
         shortcuts.EXPERIMENT,
-        layer_responses.EXPERIMENT,
-        gradients.EXPERIMENT,
         warmup.EXPERIMENT,
-        protocols.EXPERIMENT,
     )
 }
 
