@@ -447,16 +447,19 @@ def test_a_figures_curve_is_the_mean_over_seeds_in_a_band_that_holds_every_seed(
 
 
 def test_the_gradient_norms_at_initialisation_are_those_of_the_network_the_run_trained(tmp_path):
-    # the network rebuilt from the run's seed is the one train.resolve built; one norm per conv layer
+    # the network rebuilt from the run's seed is the one setup.resolve built; one norm per conv layer
+    import torch
+
     from verydeep.data import load_data
     from verydeep.device import Distributed
     from verydeep.experiments import gradients
-    from verydeep.train import fit, resolve
+    from verydeep.setup import resolve
+    from verydeep.train import fit
 
     cfg = TrainConfig(model="plain20", data="synthetic", subset=160, val_size=32, iters=2, seed=7, precision="fp32",
                       overrides={"batch_size": 32})  # fmt: skip
     fit(cfg, tmp_path, progress=False)
-    built = resolve(cfg, Distributed.from_env()).model  # what fit trained from
+    built = resolve(cfg, Distributed.from_env(), torch.device("cpu")).model  # what fit trained from
     data = load_data("synthetic", subset=160, val_size=32)
     batch = next(iter(data.batches("train", gradients.BATCH, seed=7, augment=False)))
     norms = gradients.norms(tmp_path)

@@ -1,14 +1,12 @@
 """The networks: every model runs and learns, options behave as the papers define them."""
 
-import copy
-
 import pytest
 import torch
 from torch import nn
 
 import verydeep
 from verydeep.models import VGG, ZeroPadShortcut
-from verydeep.models.resnet import IMAGENET_STAGES, BasicBlock, Bottleneck, cifar_resnet
+from verydeep.models.resnet import IMAGENET_STAGES, BasicBlock, Bottleneck
 from verydeep.summary import count_parameters, meta_model
 
 
@@ -321,71 +319,3 @@ def test_he_init():
     conv = verydeep.create_model("resnet56").layer3[4].conv1
     fan_out = conv.out_channels * 9
     assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
-
-
-def _trained_step(net: nn.Module, x: torch.Tensor, precision: str):
-    x = x.clone().requires_grad_(True)
-    with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-        out = net(x)
-    weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
-    (out.float() * weights).sum().backward()
-    return out.detach().float(), x.grad
-
-
-@pytest.mark.parametrize(
-    "build, precision",
-    [
-        (lambda: cifar_resnet(8, in_channels=2, num_classes=5), "fp32"),
-        (lambda: cifar_resnet(8, in_channels=2, num_classes=5), "bf16"),
-        (lambda: cifar_resnet(8, residual=False, in_channels=2, num_classes=5), "fp32"),
-        (lambda: Bottleneck(16, 8, stride=2, shortcut="B"), "fp32"),
-    ],
-    ids=["resnet-fp32", "resnet-bf16", "plain-fp32", "bottleneck-projection-fp32"],
-)
-def test_fused_normalisation_gives_the_outputs_gradients_and_statistics_of_the_unfused_layers(build, precision):
-    from verydeep.models import layers
-
-    torch.manual_seed(0)
-    eager = build()
-    for m in eager.modules():  # BN's own affine values, not 1 and 0, so a lost weight or bias shows
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.uniform_(m.bias, -0.5, 0.5)
-    fused, exact = copy.deepcopy(eager), copy.deepcopy(eager)
-    assert layers.fuse_normalisation(fused) == sum(hasattr(m, "fused_norm") for m in eager.modules()) > 0
-    x = torch.randn(4, next(eager.parameters()).shape[1], 8, 8).to(memory_format=torch.channels_last)
-    calls = layers._fused_bn_add_relu.cache_info()
-    results = {net: [] for net in (eager, fused, exact)}
-    for _ in range(2):  # the second step starts from the running statistics and counts the first left
-        for net, kept in results.items():
-            kept += _trained_step(net, x, "fp32" if net is exact else precision)
-    assert layers._fused_bn_add_relu.cache_info().hits > calls.hits  # it went through the compiled region
-    for net, kept in results.items():
-        kept += [p.grad for p in net.parameters()] + [b.float() for b in net.buffers()]
-        with torch.no_grad():  # evaluation: the running statistics the fused steps kept
-            kept.append(net.eval()(x))
-    # fp32: the same numbers to rounding; bf16: no further from float32's than the unfused layers' own bf16
-    for ours, theirs, truth in zip(results[fused], results[eager], results[exact]):
-        slack = 1e-5 * (1 + float(theirs.abs().max()))
-        bound = 2 * float((theirs - truth).abs().max()) + slack if precision == "bf16" else slack
-        assert float((ours - theirs).abs().max()) <= bound
-
-
-def test_fused_normalisation_leaves_a_batch_norm_of_another_kind_its_own_forward():
-    from verydeep.models import layers
-
-    class Counted(nn.BatchNorm2d):  # as SyncBatchNorm, whose statistics a compiled BatchNorm2d would not share
-        calls = 0
-
-        def forward(self, x):
-            Counted.calls += 1
-            return super().forward(x)
-
-    layers.norm_relu(Counted(3), torch.randn(2, 3, 4, 4), fused=True)
-    assert Counted.calls == 1
-
-
-def test_fusing_a_network_without_batch_norm_and_relu_layers_switches_nothing():
-    from verydeep.models import layers
-
-    assert layers.fuse_normalisation(verydeep.create_model("vgg_a", num_classes=3)) == 0

@@ -260,20 +260,12 @@ def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tm
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_a_run_with_fused_normalisation_ends_with_the_weights_of_one_without(tmp_path):
-    from verydeep.models import layers
-
-    cfg = TrainConfig(model="resnet20", data="synthetic", image_size=8, subset=64, val_size=16, iters=3, log_every=1,
-                      overrides={"batch_size": 16, "augment": False}, deterministic=True, precision="fp32")  # fmt: skip
-    plain = fit(cfg, tmp_path / "plain", progress=False)
-    calls = layers._fused_bn_add_relu.cache_info().hits
-    fused = fit(dataclasses.replace(cfg, fuse_norm=True), tmp_path / "fused", progress=False)
-    assert layers._fused_bn_add_relu.cache_info().hits > calls
-    assert json.loads((tmp_path / "fused" / "config.json").read_text())["train"]["fuse_norm"] is True
-    assert fused.train_error == pytest.approx(plain.train_error, abs=1 / 64)
-    expected, got = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "fused"))
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+def test_a_config_of_a_retired_setting_still_reads_and_an_unknown_one_is_refused():
+    """--fuse-norm is gone (it never changed a run's numbers); checkpoints and config files that hold it read."""
+    cfg = TrainConfig(model="resnet20", data="synthetic", seed=3)
+    assert TrainConfig.from_dict({**cfg.to_dict(), "fuse_norm": True}) == cfg
+    with pytest.raises(ValueError, match="unknown setting fuse_normal"):
+        TrainConfig.from_dict({**cfg.to_dict(), "fuse_normal": True})
 
 
 def test_a_run_with_scale_jittering_trains_on_native_crops_and_is_validated_at_q(tmp_path):

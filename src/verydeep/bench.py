@@ -41,7 +41,6 @@ from .data.augment import PADDING
 from .data.base import Data
 from .device import CPU_PROCS, Distributed, autocast, physical_cores, pick_device, resolve_precision, set_threads
 from .launch import child_environment, free_port
-from .models.layers import fuse_normalisation
 from .processes import TICK, Family
 from .recipes import Recipe, get_recipe
 from .registry import create_model, get_entry, options_for_data
@@ -70,7 +69,6 @@ class BenchResult:
     procs: int = 1  # our processes (their img/s summed: each trains on its share of every batch)
     threads_per_proc: int = 1
     profile: dict[str, float] | None = None  # share of our step per category (`--profile`)
-    fused_norm: bool = False  # our ResNet layers' BN + ReLU ran as compiled regions (`--fuse-norm`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +164,6 @@ def bench(
     baseline_workers: int = 0,
     procs: int | None = None,
     profile: bool = False,
-    fuse_norm: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> BenchResult:
     dev = pick_device(device)
@@ -188,7 +185,7 @@ def bench(
         )
     procs = bench_procs(procs, dev, batch_size)
     options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
-    spec = OurSpec(name, options, data, image_size, batch_size // procs, precision, entry.recipe, fuse_norm)
+    spec = OurSpec(name, options, data, image_size, batch_size // procs, precision, entry.recipe)
     flops_per_image = spec_flops(spec, dataset, dev)
 
     base_step, base_name = None, None
@@ -219,7 +216,6 @@ def bench(
         procs=procs,
         threads_per_proc=max(1, physical_cores() // procs) if dev.type == "cpu" else torch.get_num_threads(),
         profile=shares,
-        fused_norm=fuse_norm and fuse_normalisation(create_model(name, **options)) > 0,
     )
     if base_step is not None:
         result.baseline_images_per_second = batch_size / statistics.median(base_times)
@@ -283,7 +279,6 @@ class OurSpec:
     batch_size: int  # per process
     precision: str
     recipe: str
-    fuse_norm: bool = False  # BN + ReLU (+ addition) as compiled regions (`--fuse-norm`)
 
 
 def spec_flops(spec: OurSpec, dataset: Data, dev: torch.device) -> float:
@@ -303,8 +298,6 @@ class OurStep:
         torch.manual_seed(0)
         self.dev, self.rank, self.world_size = dev, rank, world_size
         model = create_model(spec.model, **spec.options).to(dev, memory_format=torch.channels_last)
-        if spec.fuse_norm:
-            fuse_normalisation(model)
         self.net = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
         recipe = get_recipe(spec.recipe)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
@@ -551,8 +544,6 @@ def format_result(r: BenchResult) -> str:
         if r.procs > 1
         else f"1 process, {r.threads_per_proc} thread{'s' if r.threads_per_proc > 1 else ''}"
     )
-    if r.fused_norm:
-        how += ", BN + ReLU fused"
     lines = [
         f"{r.model} on {r.data} ({r.image_size} px), batch {r.batch_size}, {r.device}, {r.precision}, "
         f"median of {r.rounds} rounds",

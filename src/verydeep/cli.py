@@ -179,13 +179,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="keep the contiguous (NCHW) memory format",
     )
     g.add_argument("--compile", action="store_true", default=S, help="torch.compile the model (often slower on CPU)")
-    g.add_argument(
-        "--fuse-norm",
-        action="store_true",
-        default=S,
-        help="compile each ResNet layer's BN, shortcut addition and ReLU into one region for training (the same "
-        "numbers; measure it with `verydeep bench --fuse-norm`: slower on some CPUs)",
-    )
     g.add_argument("--deterministic", action="store_true", default=S, help="deterministic algorithms only")
     g.add_argument("--micro-batch", type=int, default=S, help="accumulate gradients over micro-batches of this size")
     g.add_argument("--workers", type=int, default=S, help="data loader workers for image folders")
@@ -241,7 +234,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         baseline_workers=args.baseline_workers,
         procs=args.procs,
         profile=args.profile is not None,
-        fuse_norm=args.fuse_norm,
         log=(lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
     print(json.dumps(result.to_dict()) if args.json else format_result(result))
@@ -537,12 +529,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="also profile our step and print the share of its time in convolution, normalisation, element-wise "
         "operators, the optimizer, data and communication; the bar chart goes to PNG (default bench-profile.png)",
-    )
-    p.add_argument(
-        "--fuse-norm",
-        action="store_true",
-        help="time our step with each ResNet layer's BN, shortcut addition and ReLU compiled as one region, as "
-        "`verydeep train --fuse-norm` runs it (the first steps compile it, before the timing)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     p.set_defaults(func=cmd_bench)

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,8 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
-from .data import load_data
-from .data.base import Data
 from .device import (
     Distributed,
     autocast,
@@ -28,16 +25,13 @@ from .device import (
     physical_cores,
     pick_device,
     process_settings,
-    resolve_precision,
     set_threads,
 )
 from .metrics import evaluate, summarise
-from .models.layers import fuse_normalisation, input_channels, output_classes
 from .progress import Progress
-from .recipes import RECIPES, Recipe
-from .registry import create_model, get_entry, implied_options, is_registered, options_for_data
 from .runs import DataRecord, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
 from .schedules import make_schedule
+from .setup import Setup, check_named_apart, resolve
 from .signals import StopSignal
 from .weights import save_weights
 
@@ -74,148 +68,6 @@ class CheckpointNotWritten(Exception):
 
 class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
-
-
-def build_model(cfg: TrainConfig, data: Data) -> nn.Module:
-    """The registered network for this data: its classes and channels, and VGG's small-image head below 224 px."""
-    name = get_entry(cfg.model).name
-    options = options_for_data(name, data.num_classes, data.in_channels, data.image_size)
-    options.update(implied_options(cfg.model))  # vgg16_bn: batch_norm=True
-    options.update(cfg.model_options)
-    return create_model(name, **options)
-
-
-def initialise_from(model: nn.Module, source: str) -> list[str]:
-    from .models.vgg import VGG, initialise_from_a
-    from .weights import load_weights
-
-    path = Path(source)
-    if path.is_dir():
-        path = RunDir(path).latest_weights() or path
-    if not isinstance(model, VGG):
-        raise ValueError("--init-from copies a trained VGG configuration A into a deeper VGG (VGG Sec. 3.1)")
-    return initialise_from_a(model, load_weights(path))
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """How the recipe's batch becomes optimizer steps on each process."""
-
-    rank_batch: int  # images of each step on each process
-    micro: int  # images of each forward and backward pass
-    accumulate: int  # micro-batches a step
-    steps_per_epoch: int
-    total_steps: int
-
-    @classmethod
-    def make(cls, cfg: TrainConfig, recipe: Recipe, data: Data, world_size: int) -> StepPlan:
-        if recipe.batch_size % world_size:
-            raise ValueError(f"batch size {recipe.batch_size} does not split evenly over {world_size} processes")
-        rank_batch = recipe.batch_size // world_size
-        micro = cfg.micro_batch or rank_batch
-        if rank_batch % micro:
-            raise ValueError(f"--micro-batch {micro} must divide the per-process batch {rank_batch}")
-        steps_per_epoch = data.num_batches("train", rank_batch, world_size=world_size)
-        if steps_per_epoch == 0:
-            raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
-        if cfg.iters is not None:
-            total = cfg.iters
-        elif cfg.epochs is not None:
-            total = max(1, round(cfg.epochs * steps_per_epoch))
-        else:
-            total = recipe.iterations
-        return cls(rank_batch, micro, rank_batch // micro, steps_per_epoch, total)
-
-
-@dataclass
-class Setup:
-    """A config's names resolved into the objects a run trains with (``resolve``)."""
-
-    recipe: Recipe
-    data: Data
-    model: nn.Module  # as built (or given), on the CPU
-    name: str  # the registered name, or the config's name for a network built in Python
-    options: dict  # what the registered builder was given ({} for a network built in Python)
-    plan: StepPlan
-    copied: list[str]  # the layers --init-from copied into the model
-
-
-def resolve(cfg: TrainConfig, dist: Distributed, model: nn.Module | None = None, fresh: bool = True) -> Setup:
-    """Turn the config's names into objects: the recipe, the data, the network (``model`` if given, else the
-    registered one, started from --init-from in a ``fresh`` run) and the batch arithmetic."""
-    recipe = cfg.resolved_recipe()
-    if dist.local_rank != 0:
-        dist.barrier()  # local rank 0 fetches a missing data set alone; the others then find it in place
-    data = load_data(
-        cfg.data,
-        cfg.data_dir,
-        mean=recipe.mean,
-        val_size=cfg.val_size,
-        subset=cfg.subset,
-        image_size=cfg.image_size,
-        skip_bad=cfg.skip_bad,
-        scale=recipe.scale,
-        color_jitter=recipe.color_jitter,
-        workers=cfg.workers,
-    )
-    if dist.local_rank == 0:
-        dist.barrier()
-    check_small_scale(recipe, data)
-    if data.sizes.get("val", 0) == 0 and recipe.schedule == "plateau":
-        raise ValueError(
-            "the plateau schedule lowers the rate when the val error stops falling, and --val-size 0 leaves no "
-            "val split: give --val-size 1 or more, or --schedule step or cosine"
-        )
-    torch.manual_seed(cfg.seed)
-    if model is None:
-        model = build_model(cfg, data)
-        name, options = model.verydeep_name, model.verydeep_options
-    else:
-        check_fits(cfg, model, data)
-        name, options = cfg.model, {}
-    copied = initialise_from(model, cfg.init_from) if cfg.init_from and fresh else []
-    return Setup(recipe, data, model, name, options, StepPlan.make(cfg, recipe, data, dist.world_size), copied)
-
-
-def check_small_scale(recipe: Recipe, data: Data) -> None:
-    """In-memory scale jittering needs images held in memory and sides a crop of their size fits in."""
-    if not recipe.small_scale:
-        return
-    if not data.in_memory:
-        raise ValueError(
-            f"--small-scale jitters images held in memory; {data.name} is an image folder, which jitters by "
-            "--scale SMIN,SMAX"
-        )
-    if recipe.small_scale[0] < data.image_size:
-        raise ValueError(
-            f"--small-scale {','.join(map(str, recipe.small_scale))} starts below {data.name}'s "
-            f"{data.image_size} px images, so no {data.image_size} px crop fits: give Smin >= {data.image_size}"
-        )
-
-
-def check_named_apart(cfg: TrainConfig) -> None:
-    """A network built in Python has a name of its own in the config, and a recipe (it has no paper's)."""
-    if is_registered(cfg.model):
-        raise ValueError(
-            f"the config names the registered model {cfg.model!r}, but a network built in Python was given: "
-            "name it apart, e.g. TrainConfig(model='my_net', recipe=...), or leave model= out to build the "
-            "registered one"
-        )
-    if cfg.recipe is None:
-        raise ValueError(
-            f"{cfg.model!r} is not a registered model, so it has no paper's recipe: give one, e.g. "
-            f"TrainConfig(model={cfg.model!r}, recipe='resnet_cifar'); valid recipes: {', '.join(RECIPES)}"
-        )
-
-
-def check_fits(cfg: TrainConfig, model: nn.Module, data: Data) -> None:
-    """A network built in Python takes the data's images and scores its classes."""
-    channels, classes = input_channels(model), output_classes(model)
-    if channels not in (None, data.in_channels) or classes not in (None, data.num_classes):
-        raise ValueError(
-            f"{cfg.model} takes {channels}-channel images and scores {classes} classes; {data.name} has "
-            f"{data.in_channels}-channel images of {data.num_classes} classes"
-        )
 
 
 def claim_run_folder(run: RunDir, cfg: TrainConfig, resume: bool, dist: Distributed) -> dict | None:
@@ -271,9 +123,9 @@ def fit(
         ):
             threads = set_threads(dist.world_size) if device.type == "cpu" else None
             checkpoint = claim_run_folder(run, cfg, resume, dist)
-            setup = resolve(cfg, dist, model, fresh=checkpoint is None)
-            trainer = Trainer(cfg, setup, run, dist, device, checkpoint, progress, on_step)
-            trainer.announce(setup, threads, checkpoint is not None)
+            setup = resolve(cfg, dist, device, threads, checkpoint, model)
+            trainer = Trainer(setup, run, progress, on_step)
+            trainer.announce()
             return trainer.run(stop)
     except Interrupted:  # every process stops at the same step, in order
         raise
@@ -293,19 +145,11 @@ class Trainer:
     per logged window and once per epoch, so the loop never waits on the device in between.
     """
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        setup: Setup,
-        run: RunDir,
-        dist: Distributed,
-        device: torch.device,
-        checkpoint: dict | None = None,
-        progress: bool = True,
-        on_step: Callable[[int], None] | None = None,
-    ):
-        self.cfg, self.run_dir, self.dist, self.device, self.on_step = cfg, run, dist, device, on_step
-        self.precision = resolve_precision(cfg.precision, device)
+    def __init__(self, setup: Setup, run: RunDir, progress: bool = True, on_step: Callable[[int], None] | None = None):
+        self.setup, self.run_dir, self.on_step = setup, run, on_step
+        self.compute, self.loop = setup.compute, setup.loop
+        self.dist, self.device, self.precision = setup.compute.dist, setup.compute.device, setup.compute.precision
+        dist, device, checkpoint = self.dist, self.device, setup.checkpoint
         self.recipe, self.data, self.plan = setup.recipe, setup.data, setup.plan
         self.name, self.options = setup.name, setup.options
         # --val-size 0 trains on the whole training set, as the ResNet paper's test figures were (Sec. 4.2: the
@@ -334,7 +178,7 @@ class Trainer:
         if dist.enabled:
             device_ids = [device.index] if device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        if cfg.compile:
+        if self.compute.compile:
             self.net = torch.compile(self.net)
         self.tensorboard = open_tensorboard(run.path) if dist.is_main else None
         self.bar = Progress(self.plan.total_steps, self.step, enabled=progress and dist.is_main)
@@ -348,23 +192,21 @@ class Trainer:
     def place(self, model: nn.Module) -> nn.Module:
         """The network on the device, in the memory format and BatchNorm the config asks for."""
         model = model.to(self.device)
-        if self.cfg.channels_last:
+        if self.compute.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if self.cfg.sync_bn and self.dist.enabled:
+        if self.compute.sync_bn and self.dist.enabled:
             model = convert_sync_batchnorm(model, self.device)
-        self.fused_layers = fuse_normalisation(model) if self.cfg.fuse_norm else 0
         return model
 
-    def announce(self, setup: Setup, threads: int | None, resumed: bool) -> None:
+    def announce(self) -> None:
         """What the user should know before the first step: the data's notes, the copied layers, a schedule that
         keeps its length on resume, threads left idle under torchrun."""
+        setup, threads = self.setup, self.compute.threads
         for note in setup.data.notes:
             self.bar.write(f"note: {note}")
-        if self.cfg.fuse_norm and not self.fused_layers:
-            self.bar.write(f"note: --fuse-norm: {self.cfg.model} has no layers ending in BN and ReLU; nothing is fused")
         if setup.copied:
-            self.bar.write(f"initialised from {self.cfg.init_from}: {', '.join(setup.copied)}")
-        if resumed and self.schedule.total_steps != self.plan.total_steps:
+            self.bar.write(f"initialised from {setup.init_from}: {', '.join(setup.copied)}")
+        if setup.checkpoint is not None and self.schedule.total_steps != self.plan.total_steps:
             self.bar.write(
                 f"note: the schedule keeps the run's original length of {self.schedule.total_steps} steps; steps "
                 f"beyond it train at its final learning rate"
@@ -380,7 +222,7 @@ class Trainer:
     def describe(self) -> RunRecord:
         data, plan = self.data, self.plan
         return RunRecord(
-            train=self.cfg,
+            train=self.setup.config,
             recipe=self.recipe,
             model=ModelRecord(self.name, self.options),
             data=DataRecord(
@@ -407,7 +249,7 @@ class Trainer:
     def state(self) -> dict:
         return {
             "verydeep": {"model": self.name, "options": self.options},
-            "config": self.cfg.to_dict(),
+            "config": self.setup.config.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -521,12 +363,12 @@ class Trainer:
             self.plan.micro,
             epoch=epoch,
             start=start * self.plan.accumulate,
-            seed=self.cfg.seed,
+            seed=self.loop.seed,
             augment=self.recipe.augment,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             device=self.device,
-            channels_last=self.cfg.channels_last,
+            channels_last=self.compute.channels_last,
             scale=self.recipe.small_scale,
         )
         micro_index = 0
@@ -549,12 +391,12 @@ class Trainer:
             lr = self.optimizer_step()
             images += self.recipe.batch_size
             end_of_epoch = self.step % self.plan.steps_per_epoch == 0 or self.step == self.plan.total_steps
-            if self.step % self.cfg.log_every == 0 or end_of_epoch:
+            if self.step % self.loop.log_every == 0 or end_of_epoch:
                 self.log_window(lr, epoch)
             if end_of_epoch:
                 self.end_epoch(lr, totals, time.perf_counter() - t0, images)
                 return
-            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+            if self.loop.checkpoint_every and self.step % self.loop.checkpoint_every == 0:
                 self.save()
             if stop_requested(stop, self.dist, self.device):
                 self.seconds += time.perf_counter() - t0
@@ -623,7 +465,7 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             device=self.device,
-            channels_last=self.cfg.channels_last,
+            channels_last=self.compute.channels_last,
             scale=self.recipe.small_scale,
         )
         return evaluate(self.net, batches, self.device, self.precision, self.dist)
@@ -631,7 +473,7 @@ class Trainer:
     def finish(self) -> Summary:
         """Final weights and summary.json; with ``test``, the one evaluation on the test split."""
         test = {}
-        if self.cfg.test:
+        if self.loop.test:
             result = self.evaluate("test")
             test = {"test_error": result["error"], "test_top5_error": result["top5_error"]}
             if self.dist.is_main:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..data import load_data
 from ..runs import RunDir
-from ..train import build_model
+from ..setup import build_model
 from ..weights import load_weights
 from . import degradation
 from .base import Experiment, Quantity, RunResult, Runs
@@ -56,7 +56,7 @@ def norms(folder: Path) -> dict[str, tuple[float, ...]]:
     data = load_data(cfg.data, cfg.data_dir, mean=record.recipe.mean, subset=cfg.subset, val_size=cfg.val_size,
                      image_size=cfg.image_size)  # fmt: skip
     images, labels = next(iter(data.batches("train", BATCH, seed=cfg.seed, augment=False)))
-    torch.manual_seed(cfg.seed)  # as train.resolve seeds it just before the network is built
+    torch.manual_seed(cfg.seed)  # as setup.resolve seeds it just before the network is built
     initial = build_model(cfg, data)
     final = load_weights(RunDir(folder).weights)
     return {MOMENTS[0]: tuple(conv_gradient_norms(initial, images, labels)),

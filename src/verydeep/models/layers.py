@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Literal, get_args
 
 import torch
@@ -21,40 +20,10 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bias: bool = F
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)
 
 
-def _bn_add_relu(x, weight, bias, mean, var, momentum: float, eps: float, residual):
-    y = F.batch_norm(x, mean, var, weight, bias, True, momentum, eps)
-    return torch.relu(y if residual is None else y + residual)
-
-
-@functools.cache
-def _fused_bn_add_relu():
-    # compiled on first use: one kernel each way per shape instead of BN, the addition and ReLU apart
-    return torch.compile(_bn_add_relu, dynamic=False)
-
-
-def norm_relu(bn: nn.BatchNorm2d, x: torch.Tensor, residual: torch.Tensor | None = None, fused: bool = False):
-    """ReLU(BN(x) + residual), the end of every ResNet layer (Fig. 2), with ``residual`` None where there is none.
-
-    ``fused`` compiles BN, the addition and ReLU of a training step into one region (forward and backward) with
-    torch.compile; evaluation, subclasses of BN (SyncBatchNorm's statistics over processes) and BN without running
-    statistics or with a cumulative average run eagerly.
-    Either way the numbers are BN's: the same outputs, gradients and running statistics.
-    """
-    if fused and type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats and bn.momentum is not None:
-        bn.num_batches_tracked.add_(1)  # as BatchNorm2d.forward counts; its momentum leaves the count unused
-        kernel = _fused_bn_add_relu()
-        return kernel(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, residual)
+def norm_relu(bn: nn.BatchNorm2d, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """ReLU(BN(x) + residual), the end of every ResNet layer (Fig. 2), with ``residual`` None where there is none."""
     y = bn(x)
     return F.relu(y if residual is None else y + residual, inplace=True)
-
-
-def fuse_normalisation(model: nn.Module, fused: bool = True) -> int:
-    """Switch every layer of ``model`` that ends in BN and ReLU to the fused path of ``norm_relu`` (or back);
-    returns how many modules were switched (0 for a network without such layers, VGG's)."""
-    switched = [m for m in model.modules() if hasattr(m, "fused_norm")]
-    for m in switched:
-        m.fused_norm = fused
-    return len(switched)
 
 
 def alexnet_lrn() -> nn.LocalResponseNorm:

@@ -56,12 +56,11 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(width, width)
         self.bn2 = nn.BatchNorm2d(width)
         self.shortcut = None if shortcut is None else make_shortcut(shortcut, in_channels, width, stride)
-        self.fused_norm = False  # see fuse_normalisation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = None if self.shortcut is None else self.shortcut(x)
-        out = norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm)
-        return norm_relu(self.bn2, self.conv2(out), residual, fused=self.fused_norm)
+        out = norm_relu(self.bn1, self.conv1(x))
+        return norm_relu(self.bn2, self.conv2(out), residual)
 
 
 class Bottleneck(nn.Module):
@@ -88,13 +87,12 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.shortcut = None if shortcut is None else make_shortcut(shortcut, in_channels, out_channels, stride)
-        self.fused_norm = False  # see fuse_normalisation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = None if self.shortcut is None else self.shortcut(x)
-        out = norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm)
-        out = norm_relu(self.bn2, self.conv2(out), fused=self.fused_norm)
-        return norm_relu(self.bn3, self.conv3(out), residual, fused=self.fused_norm)
+        out = norm_relu(self.bn1, self.conv1(x))
+        out = norm_relu(self.bn2, self.conv2(out))
+        return norm_relu(self.bn3, self.conv3(out), residual)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -144,7 +142,6 @@ class ResNet(nn.Module):
             self.conv1 = conv3x3(in_channels, widths[0])
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(widths[0])
-        self.fused_norm = False  # see fuse_normalisation
 
         Block = BLOCKS[block]
         channels = widths[0]
@@ -176,7 +173,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(last_bn.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(norm_relu(self.bn1, self.conv1(x), fused=self.fused_norm))
+        x = self.maxpool(norm_relu(self.bn1, self.conv1(x)))
         for name in self.stages:
             x = getattr(self, name)(x)
         return x
