@@ -50,9 +50,9 @@ def test_center_is_the_training_loops_evaluation(run):
     data = load_eval_data(trained)
     ours = evaluate_protocol(trained.model, data, "val", "center", trained.preprocessing)
     loop = evaluate(trained.model, data.batches("val", 64), torch.device("cpu"))
-    assert ours["images"] == loop["images"] == 100
-    assert ours["error"] == loop["error"] and ours["top5_error"] == loop["top5_error"]
-    assert ours["loss"] == pytest.approx(loop["loss"], rel=1e-5)
+    assert ours.images == loop.images == 100
+    assert ours.error == loop.error and ours.top5_error == loop.top5_error
+    assert ours.loss == pytest.approx(loop.loss, rel=1e-5)
 
 
 @pytest.mark.fashion_mnist
@@ -61,11 +61,11 @@ def test_each_protocol_runs_on_a_tiny_trained_model(few, protocol):
     trained, data = few
     result = evaluate_protocol(trained.model, data, "val", protocol, trained.preprocessing)
     views = {"center": 1, "tencrop": 10, "multicrop": 150, "dense": 6, "multiscale": 10}[protocol]
-    assert result["views_per_image"] == views and result["images"] == 4
-    assert 0 <= result["top5_error"] <= result["error"] <= 1 and result["loss"] > 0
+    assert result.views_per_image == views and result.images == 4
+    assert 0 <= result.top5_error <= result.error <= 1 and result.loss > 0
     # the papers' scales for 224 crops, in proportion for 28 px images
     scales = {"dense": [32, 48, 64], "multicrop": [32, 48, 64], "multiscale": [28, 32, 48, 60, 80]}
-    assert result["scales"] == scales.get(protocol)
+    assert result.scales == scales.get(protocol)
 
 
 @pytest.mark.fashion_mnist
@@ -173,8 +173,8 @@ def test_dense_vgg_a_at_224_equals_the_fc_evaluation_of_the_centre_crop(vgg_a):
     # so for an image that is its own mirror image, dense evaluation is exactly the centre evaluation
     center = evaluate_protocol(vgg_a, data, "val", "center")
     result = evaluate_protocol(vgg_a, data, "val", "dense", scales=(224,))
-    assert result["views_per_image"] == 2 and result["images"] == 1
-    assert result["loss"] == pytest.approx(center["loss"], rel=1e-5)
+    assert result.views_per_image == 2 and result.images == 1
+    assert result.loss == pytest.approx(center.loss, rel=1e-5)
 
 
 def test_dense_evaluation_averages_the_posteriors_of_each_scale_and_its_flip(vgg_a):
@@ -255,7 +255,7 @@ def test_protocols_on_an_image_folder(tmp_path):
     model = create_model("resnet20", num_classes=2).eval()
     center = evaluate_protocol(model, data, "val", "center", workers=0)
     loop = evaluate(model, data.batches("val", 3), torch.device("cpu"))
-    assert center["error"] == loop["error"] and center["loss"] == pytest.approx(loop["loss"], rel=1e-5)
+    assert center.error == loop.error and center.loss == pytest.approx(loop.loss, rel=1e-5)
     for protocol in PROTOCOLS:
         result = evaluate_protocol(model, data, "val", protocol, workers=0)
-        assert result["images"] == 2 and 0 <= result["error"] <= 1
+        assert result.images == 2 and 0 <= result.error <= 1

@@ -367,7 +367,7 @@ def slurm_of(args: argparse.Namespace):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .device import pick_device, resolve_precision
-    from .evaluate import eval_path, evaluate_protocol, format_result, parse_scales
+    from .evaluate import evaluate_protocol, format_result, parse_scales
     from .runs import RunDir
     from .trained import load_eval_data, load_trained
 
@@ -394,12 +394,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=True,
     )
-    result.update(model=trained.name, weights=str(trained.weights), data=data.name)
     print(format_result(result, trained.name, data.name))
     own_data = trained.record is not None and args.data in (None, trained.record.train.data)
     if trained.run is not None and own_data:
-        path = eval_path(trained.run, args.split, args.protocol)
-        RunDir(trained.run).write_json(path, result)
+        path = RunDir(trained.run).eval_file(args.split, args.protocol)
+        RunDir(trained.run).write_json(path, result.to_dict() | {"model": trained.name, "weights": str(trained.weights),
+                                                                 "data": data.name})  # fmt: skip
         print(f"written to {path}")
     return 0
 

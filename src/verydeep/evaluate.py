@@ -27,10 +27,10 @@ colour (VGG's mean, Sec. 2.1), rather than a mean image stretched to a layout it
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, get_args
 
 import torch
@@ -45,6 +45,7 @@ from .data.imagefolder import worker_errors
 from .device import autocast
 from .metrics import Tally
 from .models.layers import input_channels, output_classes
+from .runs import EvalResult
 from .trained import Preprocessing
 
 Protocol = Literal["center", "tencrop", "dense", "multicrop", "multiscale"]
@@ -215,7 +216,7 @@ def evaluate_protocol(
     precision: str = "fp32",
     workers: int | None = None,
     progress: bool = False,
-) -> dict:
+) -> EvalResult:
     """Top-1 and top-5 error (fractions) and loss of ``model`` over ``split`` of ``data`` under ``protocol``.
 
     The loss is the mean negative log of the averaged posterior of the true class (the cross-entropy, for one
@@ -251,16 +252,8 @@ def evaluate_protocol(
             bar.close()
     # the split is not empty (checked above): nothing counted means --skip-bad skipped every image of it
     counted = tally.result(f"nothing to evaluate: every image of the {split} split was unreadable and skipped")
-    return {
-        "split": split,
-        "protocol": protocol,
-        "scales": list(views.scales) or None,
-        "views_per_image": views.per_image,
-        "images": counted["images"],
-        "loss": counted["loss"],
-        "error": counted["error"],
-        "top5_error": counted["top5_error"],
-    }
+    return dataclasses.replace(counted, split=split, protocol=protocol, scales=list(views.scales) or None,
+                               views_per_image=views.per_image)  # fmt: skip
 
 
 def view_batches(
@@ -344,15 +337,11 @@ def parse_scales(text: str | None) -> tuple[int, ...] | None:
     return scales or None
 
 
-def format_result(result: dict, model: str, data: str) -> str:
-    scales = f" at {', '.join(map(str, result['scales']))}" if result.get("scales") else ""
-    views = "1 view" if result["views_per_image"] == 1 else f"{result['views_per_image']} views"
+def format_result(result: EvalResult, model: str, data: str) -> str:
+    scales = f" at {', '.join(map(str, result.scales))}" if result.scales else ""
+    views = "1 view" if result.views_per_image == 1 else f"{result.views_per_image} views"
     return (
-        f"{model} on {data} {result['split']}, {result['protocol']}{scales} ({views} per image, "
-        f"{result['images']:,} images): top-1 error {100 * result['error']:.2f}%, "
-        f"top-5 error {100 * result['top5_error']:.2f}%"
+        f"{model} on {data} {result.split}, {result.protocol}{scales} ({views} per image, "
+        f"{result.images:,} images): top-1 error {100 * result.error:.2f}%, "
+        f"top-5 error {100 * result.top5_error:.2f}%"
     )
-
-
-def eval_path(run: Path, split: str, protocol: str) -> Path:
-    return Path(run) / f"eval_{split}_{protocol}.json"

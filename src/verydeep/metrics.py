@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import Distributed, autocast
+from .runs import EvalResult
 
 
 def summarise(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -36,7 +37,7 @@ class Tally:
     def add(self, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.totals += summarise(logits, y)
 
-    def result(self, empty: str, dist: Distributed | None = None) -> dict[str, float]:
+    def result(self, empty: str, dist: Distributed | None = None) -> EvalResult:
         """Mean loss, top-1 and top-5 error (fractions) and images; ``empty`` is the error when nothing was
         counted."""
         if dist is not None:
@@ -44,7 +45,7 @@ class Tally:
         loss, wrong1, wrong5, count = self.totals.tolist()
         if count == 0:
             raise ValueError(empty)
-        return {"loss": loss / count, "error": wrong1 / count, "top5_error": wrong5 / count, "images": int(count)}
+        return EvalResult(loss / count, wrong1 / count, wrong5 / count, int(count))
 
 
 @torch.no_grad()
@@ -54,7 +55,7 @@ def evaluate(
     device: torch.device,
     precision: str = "fp32",
     dist: Distributed | None = None,
-) -> dict[str, float]:
+) -> EvalResult:
     """Mean loss and top-1 / top-5 error (fractions) of ``model`` over ``batches``, summed over all ranks."""
     was_training = model.training
     model.eval()

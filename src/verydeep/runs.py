@@ -59,6 +59,31 @@ METRICS = tuple(f.name for f in dataclasses.fields(MetricsRow))
 
 
 @dataclass(frozen=True)
+class EvalResult:
+    """One evaluation of a network over a split: mean loss, top-1 and top-5 error (fractions) over ``images``
+    images; under a test protocol (evaluate.py) also the split, protocol, scales and views, as a run folder's
+    eval_SPLIT_PROTOCOL.json holds them."""
+
+    loss: float
+    error: float
+    top5_error: float
+    images: int
+    split: str | None = None
+    protocol: str | None = None
+    scales: list[int] | None = None
+    views_per_image: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvalResult:
+        """From a file or checkpoint, ignoring what a newer version adds (the eval command adds the model too)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+@dataclass(frozen=True)
 class Summary:
     """summary.json: how a finished run ended."""
 
@@ -176,6 +201,10 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
 
     log = property(lambda self: self.path / "train.log")  # what a run trained by `reproduce` printed
+
+    def eval_file(self, split: str, protocol: str) -> Path:
+        """Where an evaluation of the run's weights is kept (an ``EvalResult``), by split and protocol."""
+        return self.path / f"eval_{split}_{protocol}.json"
 
     def latest_weights(self) -> Path | None:
         """The final weights, else the last checkpoint (training not finished), else None."""

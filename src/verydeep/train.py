@@ -29,7 +29,7 @@ from .device import (
 )
 from .metrics import evaluate, summarise
 from .progress import Progress
-from .runs import DataRecord, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
+from .runs import DataRecord, EvalResult, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
 from .schedules import make_schedule
 from .setup import Setup, check_named_apart, resolve
 from .signals import StopSignal
@@ -162,7 +162,7 @@ class Trainer:
             self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
         self.step, self.seconds, self.images_seen = 0, 0.0, 0
-        self.last_val: dict = {}
+        self.last_val: EvalResult | None = None
         self.epoch_error = math.nan
         self.totals: torch.Tensor | None = None  # the running epoch's sums: loss, errors, top-5 errors, images
         self.partial: torch.Tensor | None = None  # those and the log window's, saved with a checkpoint mid-epoch
@@ -260,7 +260,7 @@ class Trainer:
             "step": self.step,
             "seconds": self.seconds,
             "images_seen": self.images_seen,
-            "last_val": self.last_val,
+            "last_val": {} if self.last_val is None else self.last_val.to_dict(),
             "epoch_error": self.epoch_error,
             "partial": self.partial,
         }
@@ -273,7 +273,8 @@ class Trainer:
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
         self.step, self.seconds, self.images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
-        self.last_val = checkpoint.get("last_val", {})
+        last_val = checkpoint.get("last_val") or {}
+        self.last_val = EvalResult.from_dict(last_val) if last_val else None
         self.epoch_error = checkpoint.get("epoch_error", math.nan)
         partial = checkpoint.get("partial")
         self.partial = None if partial is None else partial.to(self.device)
@@ -443,22 +444,19 @@ class Trainer:
         row = MetricsRow(self.step, self.step / self.plan.steps_per_epoch, lr, images_per_second=speed)
         line = f"epoch {self.step / self.plan.steps_per_epoch:.2f}: train error {100 * self.epoch_error:.2f}%, "
         if self.validate:
-            self.last_val = self.evaluate("val")
-            if not math.isfinite(self.last_val["loss"]):
+            self.last_val = val = self.evaluate("val")
+            if not math.isfinite(val.loss):
                 self.flush_metrics()
                 raise self.non_finite(f"the validation loss became non-finite after step {self.step}")
-            self.schedule.observe_val_error(self.last_val["error"])
-            val = self.last_val
-            row = dataclasses.replace(
-                row, val_loss=val["loss"], val_error=val["error"], val_top5_error=val["top5_error"]
-            )
-            line += f"val error {100 * self.last_val['error']:.2f}% (top-5 {100 * self.last_val['top5_error']:.2f}%), "
+            self.schedule.observe_val_error(val.error)
+            row = dataclasses.replace(row, val_loss=val.loss, val_error=val.error, val_top5_error=val.top5_error)
+            line += f"val error {100 * val.error:.2f}% (top-5 {100 * val.top5_error:.2f}%), "
         self.pending.append(row)
         self.bar.write(f"{line}{speed:.0f} img/s")
         self.save()
         self.window_t0 = time.perf_counter()
 
-    def evaluate(self, split: str) -> dict:
+    def evaluate(self, split: str) -> EvalResult:
         batches = self.data.batches(
             split,
             self.plan.rank_batch,
@@ -474,12 +472,10 @@ class Trainer:
         """Final weights and summary.json; with ``test``, the one evaluation on the test split."""
         test = {}
         if self.loop.test:
-            result = self.evaluate("test")
-            test = {"test_error": result["error"], "test_top5_error": result["top5_error"]}
+            result = dataclasses.replace(self.evaluate("test"), split="test", protocol="center", views_per_image=1)
+            test = {"test_error": result.error, "test_top5_error": result.top5_error}
             if self.dist.is_main:
-                self.run_dir.write_json(
-                    self.run_dir.path / "eval_test_center.json", {"split": "test", "protocol": "center", **result}
-                )
+                self.run_dir.write_json(self.run_dir.eval_file("test", "center"), result.to_dict())
         summary = Summary(
             model=self.name,
             options=self.options,
@@ -488,9 +484,9 @@ class Trainer:
             epochs=self.step / self.plan.steps_per_epoch,
             steps=self.step,
             train_error=self.epoch_error,
-            val_error=self.last_val.get("error"),
-            val_top5_error=self.last_val.get("top5_error"),
-            val_images=self.last_val.get("images"),
+            val_error=None if self.last_val is None else self.last_val.error,
+            val_top5_error=None if self.last_val is None else self.last_val.top5_error,
+            val_images=None if self.last_val is None else self.last_val.images,
             seconds=self.seconds,
             images_per_second=self.images_seen / max(self.seconds, 1e-9),
             precision=self.precision,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..evidence import Looks, seeds_to_decide, welch
-from ..runs import RunDir
+from ..runs import EvalResult, RunDir
 from .base import VGG_CPU_RECIPE, VGG_SMALL, RunSpec, finished, load_result, run_key, tail_train_error
 from .workers import train_all
 
@@ -199,20 +199,20 @@ def whole_train_error(folder: Path) -> float:
     """The run's training split, unaugmented, in evaluation mode with the final weights; cached in the run folder
     as ``verydeep eval --split train`` would write it."""
     from ..device import pick_device
-    from ..evaluate import eval_path, evaluate_protocol
+    from ..evaluate import evaluate_protocol
     from ..trained import load_eval_data, load_trained
 
-    path = eval_path(folder, "train", "center")
     run = RunDir(folder)
+    path = run.eval_file("train", "center")
     if path.exists():
-        return run.read_json(path)["error"]
+        return EvalResult.from_dict(run.read_json(path)).error
     trained = load_trained(folder)
     data = load_eval_data(trained)
     device = pick_device("cpu")
     result = evaluate_protocol(trained.model.to(device), data, "train", "center", trained.preprocessing,
                                device=device, progress=False)  # fmt: skip
-    run.write_json(path, result)
-    return result["error"]
+    run.write_json(path, result.to_dict())
+    return result.error
 
 
 def reading(name: str, folder: Path, result) -> float:

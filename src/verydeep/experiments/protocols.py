@@ -24,7 +24,7 @@ def protocol_error(folder: Path, protocol: str) -> float:
     """Top-1 validation error of a trained run under ``protocol``, in fp32 on the CPU."""
     trained = load_trained(run=folder)
     data = load_eval_data(trained)
-    return evaluate_protocol(trained.model, data, "val", protocol, trained.preprocessing)["error"]
+    return evaluate_protocol(trained.model, data, "val", protocol, trained.preprocessing).error
 
 
 def centre_error(result: RunResult, runs: Runs) -> float:
