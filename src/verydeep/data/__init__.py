@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import cifar, fashion_mnist, smallfolder, synthetic
-from .base import Data, MeanKind, Split
+from .base import Data, Files, MeanKind, Sampling, Split
 from .imagefolder import LAYOUT, FolderData, is_image_folder
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
@@ -71,18 +71,16 @@ def load_data(
             f"{kind} images are {NATIVE_SIZE[kind]} px; image_size={image_size} applies to synthetic data and "
             f"image folders only: leave it unset"
         )
-    split = {"mean": mean, "val_size": val_size, "subset": subset, "split_seed": split_seed}
+    sampling = Sampling(mean, val_size, subset, split_seed)
     if kind == "fashion-mnist":
-        return fashion_mnist.load(data_dir, **split)
+        return fashion_mnist.load(data_dir, sampling)
     if kind in ("cifar10", "cifar100"):
-        return cifar.load(kind, data_dir, **split)
+        return cifar.load(kind, data_dir, sampling)
     if kind == "synthetic":
-        return synthetic.load(image_size=image_size, **split)
-    small = smallfolder.load(Path(data_dir), image_size=image_size, skip_bad=skip_bad, workers=workers, **split)
-    if small is not None:
-        return small
-    folder_options = {"skip_bad": skip_bad, "scale": scale, "color_jitter": color_jitter, "workers": workers}
-    return FolderData(Path(data_dir), image_size=image_size, **split, **folder_options)
+        return synthetic.load(image_size, sampling)
+    files = Files(image_size, skip_bad, scale, color_jitter, workers)
+    small = smallfolder.load(Path(data_dir), sampling, files)
+    return small if small is not None else FolderData(Path(data_dir), sampling, files)
 
 
 def _resolve(name: str, data_dir: str | Path | None) -> tuple[str, str | Path | None]:

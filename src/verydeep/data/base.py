@@ -18,6 +18,31 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 MeanKind = Literal["pixel", "rgb"]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Which images of a data set a run uses, and the mean taken off them: the same for every source."""
+
+    mean: MeanKind = "pixel"
+    val_size: int | None = None  # held-out (or val/) images; None: the source's default
+    subset: int | None = None  # train on this many images, a fixed sample
+    split_seed: int = 0  # fixes the held-out split, the subsets and synthetic images
+
+    def val_cap(self) -> int | None:
+        """With ``subset``, val shrinks to at most a tenth of it (never under 100 images); None without."""
+        return None if self.subset is None else max(self.subset // 10, 100)
+
+
+@dataclass(frozen=True)
+class Files:
+    """How an image folder is read and augmented (ignored by the built-in data sets)."""
+
+    image_size: int | None = None  # held in memory at (small images), or the crop (224)
+    skip_bad: bool = False  # skip and count unreadable files instead of stopping on the first
+    scale: tuple[int, int] = (256, 480)  # the shorter side's range for scale jittering
+    color_jitter: bool = True  # AlexNet's PCA colour shift on training batches
+    workers: int | None = None  # DataLoader processes decoding files
+
+
 def derive_seed(*keys: object) -> int:
     """A 63-bit seed from a tuple of keys: (seed, epoch) and (seed, epoch, batch) give unrelated streams."""
     digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()

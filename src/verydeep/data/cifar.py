@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from .base import MeanKind, cache_dir, search_roots
+from .base import Sampling, cache_dir, search_roots
 from .memory import TensorData, TensorImages, locate, official_data
 
 CifarName = Literal["cifar10", "cifar100"]
@@ -96,11 +96,7 @@ def read(folder: Path, name: CifarName) -> tuple[list[str], dict[str, TensorImag
 def load(
     name: CifarName,
     data_dir: str | Path | None,
-    *,
-    mean: MeanKind,
-    val_size: int | None,
-    subset: int | None,
-    split_seed: int,
+    sampling: Sampling,
 ) -> TensorData:
     not_there = (
         f"no {name} in {data_dir}: expected {layout(name)}, as {data_dir} itself or inside it; put it "
@@ -108,5 +104,4 @@ def load(
     )
     folder = locate(find(data_dir, name), data_dir, not_there, lambda: download(name))
     classes, official = read(folder, name)
-    split = {"mean": mean, "val_size": val_size, "subset": subset, "split_seed": split_seed}
-    return official_data(name, classes, official, folder, **split)
+    return official_data(name, classes, official, folder, sampling)

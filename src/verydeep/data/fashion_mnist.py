@@ -15,7 +15,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import extract_archive
 
-from .base import MeanKind, cache_dir, search_roots
+from .base import Sampling, cache_dir, search_roots
 from .memory import TensorData, TensorImages, locate, official_data
 
 NAME = "fashion-mnist"
@@ -74,14 +74,11 @@ def _plain(folder: Path, name: str, scratch: str) -> str:
     return str(extract_archive(str(folder / f"{name}.gz"), scratch))
 
 
-def load(
-    data_dir: str | Path | None, *, mean: MeanKind, val_size: int | None, subset: int | None, split_seed: int
-) -> TensorData:
+def load(data_dir: str | Path | None, sampling: Sampling) -> TensorData:
     not_there = (
         f"no Fashion-MNIST in {data_dir}: expected {LAYOUT} there, in {data_dir}/{NAME}/ or in "
         f"{data_dir}/FashionMNIST/raw/; put them there, or leave data_dir unset to use $VERYDEEP_DATA, "
         f"{DEBIAN_DIR} or a download into {cache_dir()}"
     )
     folder = locate(find(data_dir), data_dir, not_there, download)
-    split = {"mean": mean, "val_size": val_size, "subset": subset, "split_seed": split_seed}
-    return official_data(NAME, list(FashionMNIST.classes), read(folder.resolve()), folder, **split)
+    return official_data(NAME, list(FashionMNIST.classes), read(folder.resolve()), folder, sampling)

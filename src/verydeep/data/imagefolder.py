@@ -23,7 +23,18 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from .augment import pca_lighting, resize_side
-from .base import BatchPlan, Data, MeanKind, derive_seed, generator, mean_from_sum, rank_batches, to_float
+from .base import (
+    BatchPlan,
+    Data,
+    Files,
+    MeanKind,
+    Sampling,
+    derive_seed,
+    generator,
+    mean_from_sum,
+    rank_batches,
+    to_float,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
 MEAN_SAMPLE = 2000  # training images the mean is estimated from
@@ -130,9 +141,9 @@ class _Batches(Dataset):
         return x, torch.tensor(labels, dtype=torch.int64), bad
 
 
-def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: int | None, split_seed: int,
-            skip_bad: bool, listed: tuple[dict, list[str]] | None = None,
-            ) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
+def folder_splits(root: Path, classes: list[str], sampling: Sampling, skip_bad: bool,
+                  listed: tuple[dict, list[str]] | None = None,
+                  ) -> tuple[dict[str, list[tuple[str, int]]], list[str], list[str]]:  # fmt: skip
     """Each split's (file, label) samples, cut to ``subset`` training and ``val_size`` validation images (a
     fixed random choice); the files that are not images; notes on what stands in for what. ``listed``: the
     folder's listing (``list_folder``) when the caller has it already."""
@@ -148,6 +159,7 @@ def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: 
     if "test" not in samples:
         samples["test"] = samples["val"]
         notes.append(f"{root} has no test/ folder: the test split is val/ (the papers report ImageNet val)")
+    val_size, subset, split_seed = sampling.val_size, sampling.subset, sampling.split_seed
     if subset is not None:
         if subset > len(samples["train"]):
             raise ValueError(
@@ -155,7 +167,7 @@ def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: 
                 f"smaller subset"
             )
         samples["train"] = _sample(samples["train"], subset, (split_seed, "train"))
-        val_size = min(len(samples["val"]) if val_size is None else val_size, max(subset // 10, 100))
+        val_size = min(len(samples["val"]) if val_size is None else val_size, sampling.val_cap())
     if val_size is not None:
         samples["val"] = _sample(samples["val"], val_size, (split_seed, "val"))
     return samples, others, notes
@@ -164,21 +176,9 @@ def folder_splits(root: Path, classes: list[str], val_size: int | None, subset: 
 class FolderData(Data):
     """Image files on disk, decoded and transformed in ``workers`` DataLoader processes."""
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        mean: MeanKind,
-        val_size: int | None,
-        subset: int | None,
-        split_seed: int,
-        image_size: int | None,
-        skip_bad: bool,
-        scale: tuple[int, int],
-        color_jitter: bool,
-        workers: int | None,
-    ):
-        size = 224 if image_size is None else image_size
+    def __init__(self, root: Path, sampling: Sampling, files: Files):
+        size = 224 if files.image_size is None else files.image_size
+        scale = files.scale
         low, high = scale
         if not size <= low <= high:
             raise ValueError(
@@ -186,10 +186,10 @@ class FolderData(Data):
                 f"{size} crop is cut from the image with its shorter side resized to a size in that range"
             )
         classes = folder_classes(root / "train")
-        samples, others, notes = folder_splits(root, classes, val_size, subset, split_seed, skip_bad)
-        self.workers = default_workers() if workers is None else workers
-        self.color_jitter = color_jitter
-        self.skip_bad = skip_bad
+        samples, others, notes = folder_splits(root, classes, sampling, files.skip_bad)
+        self.workers = default_workers() if files.workers is None else files.workers
+        self.color_jitter = files.color_jitter
+        self.skip_bad = files.skip_bad
         self._samples = samples
         self._non_images = others
         self._bad: set[str] = set()
@@ -203,7 +203,7 @@ class FolderData(Data):
             classes=classes,
             in_channels=3,
             image_size=size,
-            mean=self._sample_mean(mean, split_seed),
+            mean=self._sample_mean(sampling.mean, sampling.split_seed),
             sizes={split: len(files) for split, files in samples.items()},
             source=str(root),
             notes=notes,

@@ -9,7 +9,18 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import PADDING, random_crop_flip, random_rescale_crop_flip, rescale, test_side
-from .base import SPLITS, BatchPlan, Data, MeanKind, generator, mean_from_sum, pixel_sum, rank_batches, to_float
+from .base import (
+    SPLITS,
+    BatchPlan,
+    Data,
+    MeanKind,
+    Sampling,
+    generator,
+    mean_from_sum,
+    pixel_sum,
+    rank_batches,
+    to_float,
+)
 
 
 class TensorImages(Dataset):
@@ -26,9 +37,7 @@ class TensorImages(Dataset):
         return self.images[i], int(self.labels[i])
 
 
-def hold_out(
-    train: TensorImages, val_size: int, subset: int | None, split_seed: int
-) -> tuple[TensorImages, TensorImages]:
+def hold_out(train: TensorImages, val_size: int, sampling: Sampling) -> tuple[TensorImages, TensorImages]:
     """Split an official training set into train and a held-out val by a permutation fixed by ``split_seed``
     (ResNet Sec. 4.2 chose its schedule on a 45k/5k split of CIFAR-10's training set).
 
@@ -38,15 +47,15 @@ def hold_out(
     n = len(train)
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be in [0, {n}) for a training set of {n:,} images, not {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(sampling.split_seed))
     val_index, train_index = perm[:val_size], perm[val_size:]
-    if subset is not None:
+    if (subset := sampling.subset) is not None:
         if subset > len(train_index):
             raise ValueError(
                 f"subset={subset:,} is more than the {len(train_index):,} training images left after holding out "
                 f"{val_size:,} for val; pass a smaller subset or val_size"
             )
-        val_index, train_index = val_index[: max(subset // 10, 100)], train_index[:subset]
+        val_index, train_index = val_index[: sampling.val_cap()], train_index[:subset]
     return _take(train, train_index.sort().values), _take(train, val_index.sort().values)
 
 
@@ -55,15 +64,12 @@ def official_data(
     classes: list[str],
     official: dict[str, TensorImages],
     source: Path,
-    *,
-    mean: MeanKind,
-    val_size: int | None,
-    subset: int | None,
-    split_seed: int,
+    sampling: Sampling,
 ) -> TensorData:
     """A data set from its official train and test splits, val held out of train (5,000 images by default)."""
-    train, val = hold_out(official["train"], 5000 if val_size is None else val_size, subset, split_seed)
-    return TensorData(name, classes, {"train": train, "val": val, "test": official["test"]}, mean, source=str(source))
+    train, val = hold_out(official["train"], 5000 if sampling.val_size is None else sampling.val_size, sampling)
+    splits = {"train": train, "val": val, "test": official["test"]}
+    return TensorData(name, classes, splits, sampling.mean, source=str(source))
 
 
 def locate(found: Path | None, data_dir: str | Path | None, not_there: str, download: Callable[[], Path]) -> Path:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from .base import MeanKind
+from .base import Files, Sampling
 from .imagefolder import default_workers, folder_classes, folder_splits, list_folder, read_sample, worker_errors
 from .memory import TensorData, TensorImages
 
@@ -149,24 +149,19 @@ class SmallFolderData(TensorData):
 
 def load(
     root: Path,
-    *,
-    mean: MeanKind,
-    val_size: int | None,
-    subset: int | None,
-    split_seed: int,
-    image_size: int | None,
-    skip_bad: bool,
-    workers: int | None,
+    sampling: Sampling,
+    files: Files,
     log=lambda line: print(line, file=sys.stderr),
 ) -> SmallFolderData | None:
     """The folder in memory, or None when it is not one of small images (or would not fit): stream it then."""
     classes = folder_classes(root / "train")
     listed = list_folder(root, classes)  # walked once: the splits below are cut from this listing
-    everything, _, _ = folder_splits(root, classes, None, None, split_seed, skip_bad, listed)
+    skip_bad, workers = files.skip_bad, files.workers
+    everything, _, _ = folder_splits(root, classes, Sampling(split_seed=sampling.split_seed), skip_bad, listed)
     found = probe([path for path, _ in everything["train"]])
     if not found.small:  # larger or mixed sizes: the ImageNet pipeline, streaming from disk
         return None
-    size, channels = image_size or found.size, found.channels
+    size, channels = files.image_size or found.size, found.channels
     paths = sorted({path for samples in everything.values() for path, _ in samples})
     need = len(paths) * channels * size * size
     if need > MEMORY_SHARE * memory_bytes():
@@ -194,12 +189,12 @@ def load(
                   metadata={"root": str(root.resolve()), "files": json.dumps(len(paths))})  # fmt: skip
         partial.replace(cached)
     where = {path: i for i, path in enumerate(paths)}
-    chosen, _, notes = folder_splits(root, classes, val_size, subset, split_seed, skip_bad, listed)
+    chosen, _, notes = folder_splits(root, classes, sampling, skip_bad, listed)
     splits = {}
     for split, samples in chosen.items():
         index = torch.tensor([where[p] for p, _ in samples if ok[where[p]]], dtype=torch.int64)
         labels = torch.tensor([label for p, label in samples if ok[where[p]]], dtype=torch.int64)
         splits[split] = TensorImages(images[index], labels, index)
     notes = [*notes, f"{root.resolve().name} is held in memory: {size} px, {channels} channel(s)"]
-    return SmallFolderData(root.resolve().name, classes, splits, mean, source=str(root), notes=notes,
+    return SmallFolderData(root.resolve().name, classes, splits, sampling.mean, source=str(root), notes=notes,
                            bad=int((~ok).sum()))  # fmt: skip

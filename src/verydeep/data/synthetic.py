@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import MeanKind, generator
+from .base import Sampling, generator
 from .memory import TensorData, TensorImages
 
 NAME = "synthetic"
@@ -49,20 +49,19 @@ def generate(count: int, class_patterns: torch.Tensor, seed: object, noise: floa
     return TensorImages(torch.cat(chunks), labels, torch.arange(count))
 
 
-def load(
-    *, image_size: int | None, mean: MeanKind, val_size: int | None, subset: int | None, split_seed: int
-) -> TensorData:
+def load(image_size: int | None, sampling: Sampling) -> TensorData:
     """Train / val / test drawn from separate streams of the same classes; ``split_seed`` fixes everything."""
     size = 32 if image_size is None else image_size
     if size < 1:
         raise ValueError(f"image_size must be a positive number of pixels, not {size}")
     counts = sizes(size)
-    if val_size is not None:
-        counts["val"] = val_size
-    if subset is not None:
-        counts["train"] = subset
-        counts["val"] = min(counts["val"], max(subset // 10, 100))
+    if sampling.val_size is not None:
+        counts["val"] = sampling.val_size
+    if sampling.subset is not None:
+        counts["train"] = sampling.subset
+        counts["val"] = min(counts["val"], sampling.val_cap())
+    split_seed = sampling.split_seed
     class_patterns = patterns(size, split_seed)
     splits = {split: generate(n, class_patterns, (split_seed, split)) for split, n in counts.items()}
     classes = [f"pattern{i}" for i in range(NUM_CLASSES)]
-    return TensorData(NAME, classes, splits, mean, source=f"generated, {size} px, split_seed {split_seed}")
+    return TensorData(NAME, classes, splits, sampling.mean, source=f"generated, {size} px, split_seed {split_seed}")
