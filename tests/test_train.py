@@ -260,6 +260,18 @@ def test_a_run_in_micro_batches_ends_with_the_weights_of_one_in_whole_batches(tm
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_a_fresh_run_in_a_folder_with_rows_but_no_checkpoint_keeps_only_its_own_rows(tmp_path):
+    cfg = TrainConfig(model="resnet20", data="synthetic", image_size=8, subset=64, val_size=16, iters=4, log_every=1,
+                      overrides={"batch_size": 16})  # fmt: skip
+    fit(cfg, tmp_path / "a", progress=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.csv").write_text((tmp_path / "a" / "metrics.csv").read_text())  # a record's rows
+    fit(dataclasses.replace(cfg, iters=2), tmp_path / "b", progress=False)
+    fit(dataclasses.replace(cfg, iters=2), tmp_path / "c", progress=False)  # the same run in an empty folder
+    steps = {run: [row.step for row in RunDir(tmp_path / run).read_metrics()] for run in "bc"}
+    assert steps["b"] == steps["c"] and max(steps["b"]) == 2
+
+
 def test_a_config_of_a_retired_setting_still_reads_and_an_unknown_one_is_refused():
     """--fuse-norm is gone (it never changed a run's numbers); checkpoints and config files that hold it read."""
     cfg = TrainConfig(model="resnet20", data="synthetic", seed=3)

@@ -172,6 +172,7 @@ class Trainer:
             run.create()
             if checkpoint is None:
                 run.write_record(self.describe())
+                run.truncate_metrics(0)  # rows a record carried without its checkpoint are not this run's
             else:  # the original record stays; each resumption is added to it
                 run.record_resumption({"step": self.step, "total_steps": self.plan.total_steps})
                 run.truncate_metrics(self.step)
