@@ -16,12 +16,13 @@ matrix product in the engine's precision, measured in the same run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -36,14 +37,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
 from torchvision.transforms.v2.functional import to_pil_image
 
-from .data import load_data
+from .config import TrainConfig
 from .data.augment import PADDING
-from .data.base import Data
-from .device import CPU_PROCS, Distributed, autocast, physical_cores, pick_device, resolve_precision, set_threads
-from .launch import child_environment, free_port
+from .device import Distributed, autocast, physical_cores, pick_device, set_threads
+from .launch import child_environment, free_port, procs_for
 from .processes import TICK, Family
-from .recipes import Recipe, get_recipe
-from .registry import create_model, get_entry, options_for_data
+from .registry import create_model, get_entry
+from .setup import Setup, load_shared, resolve
 from .train import forward_backward
 
 
@@ -169,43 +169,29 @@ def bench(
     dev = pick_device(device)
     if dev.type == "cpu":
         set_threads()
-    precision = resolve_precision(precision, dev)
-    entry = get_entry(model)
-    name, recipe = entry.name, get_recipe(entry.recipe)
-    image_size = image_size or (entry.input_size if data == "synthetic" else None)
-    dataset = bench_data(data, image_size, recipe)
-    size = dataset.image_size
-    if batch_size is None:
-        # The recipe's batch; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32.
-        batch_size = recipe.batch_size if dev.type == "cuda" or size < 128 else 32
-    if dataset.sizes["train"] < batch_size:
-        raise ValueError(
-            f"{data} has {dataset.sizes['train']:,} training images, fewer than one batch of {batch_size}: give "
-            "--batch-size N with N at most that, or more images"
-        )
-    procs = bench_procs(procs, dev, batch_size)
-    options = options_for_data(name, dataset.num_classes, dataset.in_channels, size)
-    spec = OurSpec(name, options, data, image_size, batch_size // procs, precision, entry.recipe)
-    flops_per_image = spec_flops(spec, dataset, dev)
+    setup = bench_setup(model, data, image_size, batch_size, dev, precision)
+    batch_size, procs = setup.plan.rank_batch, bench_procs(procs, setup)
+    flops_per_image = step_flops(setup)
 
     base_step, base_name = None, None
     if baseline:
-        base_step, base_name = baseline_step(name, options, dataset, batch_size, baseline_workers, dev, recipe)
+        base_step, base_name = baseline_step(setup.name, setup.options, setup.data, batch_size, baseline_workers,
+                                             dev, setup.recipe)  # fmt: skip
 
-    peak = matmul_peak(dev, precision)
-    with ours_in(spec, procs, dataset, dev) as ours:
+    peak = matmul_peak(dev, setup.compute.precision)
+    with ours_in(setup, procs) as ours:
         ours_times, data_times, base_times = timed_rounds(ours, base_step, dev, batch_size, rounds, warmup, seconds,
                                                           log)  # fmt: skip
         shares = ours.profile(PROFILE_STEPS) if profile else None
 
     ips = batch_size / statistics.median(ours_times)
     result = BenchResult(
-        model=name,
-        data=dataset.name,
+        model=setup.name,
+        data=setup.data.name,
         batch_size=batch_size,
-        image_size=size,
+        image_size=setup.data.image_size,
         device=str(dev),
-        precision=precision,
+        precision=setup.compute.precision,
         images_per_second=ips,
         gflops_per_second=ips * flops_per_image / 1e9,
         peak_gflops_per_second=peak,
@@ -224,21 +210,38 @@ def bench(
     return result
 
 
-def bench_procs(procs: int | None, dev: torch.device, batch_size: int) -> int:
-    """Our processes: as many as ``verydeep train`` would start for this batch (``procs`` or $VERYDEEP_PROCS if
-    given, else ``CPU_PROCS`` on a CPU), one on a GPU."""
-    if procs is None and os.environ.get("VERYDEEP_PROCS"):
-        procs = int(os.environ["VERYDEEP_PROCS"])
-    if procs is None:
-        procs = CPU_PROCS if dev.type == "cpu" else 1
-    if procs < 1:
-        raise ValueError(f"--procs must be at least 1, not {procs}")
-    if procs > 1 and dev.type != "cpu":
-        raise ValueError("--procs starts CPU processes; on a GPU bench runs one")
-    if batch_size % procs:
-        raise ValueError(f"a batch of {batch_size} does not split evenly among {procs} processes: give --procs "
-                         f"a divisor of it, or --batch-size a multiple of {procs}")  # fmt: skip
+def bench_procs(procs: int | None, setup: Setup) -> int:
+    """Our processes: as many as ``verydeep train`` would start for this run (``launch.procs_for``), each with an
+    equal share of the batch."""
+    procs = procs_for(procs, setup.config, "", resume=False)
+    if setup.plan.rank_batch % procs:
+        raise ValueError(f"a batch of {setup.plan.rank_batch} does not split evenly among {procs} processes: give "
+                         f"--procs a divisor of it, or --batch-size a multiple of {procs}")  # fmt: skip
     return procs
+
+
+def bench_setup(model: str, data: str, image_size: int | None, batch_size: int | None, dev: torch.device,
+                precision: str) -> Setup:  # fmt: skip
+    """The run ``verydeep train`` would set up for this model and data, with the batch that bench times (``batch_size``
+    if given, else the recipe's; on a CPU, 224 px batches of 256 take minutes a step, so they are cut to 32)."""
+    cfg = TrainConfig(model=model, data=data, image_size=image_size, device=str(dev), precision=precision)
+    if data == "synthetic" and image_size is None:
+        cfg = replace(cfg, image_size=get_entry(model).input_size)
+    if batch_size is None:
+        batch_size = cfg.resolved_recipe().batch_size
+        if dev.type == "cpu" and (cfg.image_size or 0) >= 128:
+            batch_size = 32
+    cfg = replace(cfg, overrides={"batch_size": batch_size})
+    group = Distributed()
+    dataset = load_shared(cfg, cfg.resolved_recipe(), group)
+    if not dataset.in_memory:
+        raise ValueError(
+            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic, folders of small "
+            f"images), not {data}: a large-image folder's speed is its decoding DataLoader's; see the img/s that "
+            "verydeep train prints"
+        )
+    setup = resolve(cfg, group, dev, data=dataset)
+    return setup
 
 
 def timed_rounds(ours, base_step, dev, batch_size, rounds, warmup, seconds, log):
@@ -257,36 +260,12 @@ def timed_rounds(ours, base_step, dev, batch_size, rounds, warmup, seconds, log)
     return ours_times, data_times, base_times
 
 
-def bench_data(data: str, image_size: int | None, recipe: Recipe) -> Data:
-    dataset = load_data(data, image_size=image_size, mean=recipe.mean)
-    if not dataset.in_memory:
-        raise ValueError(
-            f"bench times the in-memory data sets (fashion-mnist, cifar10, cifar100, synthetic, folders of small "
-            f"images), not {data}: a large-image folder's speed is its decoding DataLoader's; see the img/s that "
-            "verydeep train prints"
-        )
-    return dataset
-
-
-@dataclass(frozen=True)
-class OurSpec:
-    """What each of our processes builds (it is sent to spawned ones, so names, not objects)."""
-
-    model: str
-    options: dict
-    data: str
-    image_size: int | None
-    batch_size: int  # per process
-    precision: str
-    recipe: str
-
-
-def spec_flops(spec: OurSpec, dataset: Data, dev: torch.device) -> float:
-    """Floating-point operations of one training step per image, counted on one batch."""
-    torch.manual_seed(0)
-    net = create_model(spec.model, **spec.options).to(dev, memory_format=torch.channels_last)
-    x, y = next(dataset.batches("train", spec.batch_size, device=dev, channels_last=True))
-    with autocast(dev, spec.precision):
+def step_flops(setup: Setup) -> float:
+    """Floating-point operations of one training step per image, counted on one batch (of a copy of the model)."""
+    dev = setup.compute.device
+    net = copy.deepcopy(setup.model).to(dev, memory_format=torch.channels_last)
+    x, y = next(setup.data.batches("train", setup.plan.rank_batch, device=dev, channels_last=True))
+    with autocast(dev, setup.compute.precision):
         return training_flops(net, x, y) / len(y)
 
 
@@ -294,16 +273,16 @@ class OurStep:
     """Our training step (channels_last, the precision asked for, the SGD update) as one process runs it,
     under DistributedDataParallel when it is one of several."""
 
-    def __init__(self, spec: OurSpec, dataset: Data, dev: torch.device, rank: int = 0, world_size: int = 1):
-        torch.manual_seed(0)
-        self.dev, self.rank, self.world_size = dev, rank, world_size
-        model = create_model(spec.model, **spec.options).to(dev, memory_format=torch.channels_last)
+    def __init__(self, setup: Setup, rank: int = 0, world_size: int = 1):
+        self.dev, self.rank, self.world_size = setup.compute.device, rank, world_size
+        model = setup.model.to(self.dev, memory_format=torch.channels_last)
         self.net = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-        recipe = get_recipe(spec.recipe)
+        recipe = setup.recipe
         self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=recipe.weight_decay)
-        self.precision = spec.precision
-        shard = dict(rank=rank, world_size=world_size, device=dev, channels_last=True)
-        self.batches = cycle(lambda e: dataset.batches("train", spec.batch_size, epoch=e, **shard))
+        self.precision = setup.compute.precision
+        shard = dict(rank=rank, world_size=world_size, device=self.dev, channels_last=True)
+        # the plan's batch is each process's share (``resolve`` split it over the group)
+        self.batches = cycle(lambda e: setup.data.batches("train", setup.plan.rank_batch, epoch=e, **shard))
 
     def step(self) -> None:
         with record_function(DATA_MARK):
@@ -361,13 +340,13 @@ def quiet_stderr():
 
 
 @contextlib.contextmanager
-def ours_in(spec: OurSpec, procs: int, dataset: Data, dev: torch.device):
-    """Our step in this process, or in ``procs`` spawned one-thread processes."""
+def ours_in(setup: Setup, procs: int):
+    """Our step in this process, or in ``procs`` spawned one-thread processes (each sets up its own)."""
     if procs == 1:
-        yield OurStep(spec, dataset, dev)
+        yield OurStep(setup)
         return
     with Family() as family:
-        workers = OurProcesses(spec, procs, family)
+        workers = OurProcesses(setup.config, procs, family)
         try:
             yield workers
         finally:
@@ -378,13 +357,13 @@ class OurProcesses:
     """``procs`` processes that step together, as ``verydeep train --procs N`` runs; rank 0 answers. They are a
     ``processes.Family``: they stop if this process dies, and one that dies is named at once, not waited on."""
 
-    def __init__(self, spec: OurSpec, procs: int, family: Family):
+    def __init__(self, cfg: TrainConfig, procs: int, family: Family):
         port = free_port()
         self.family = family
         self.pipes = []
         for rank in range(procs):
             here, there = self.family.context.Pipe()
-            self.family.function(f"bench process {rank} of {procs}", serve, (rank, procs, port, spec, there))
+            self.family.function(f"bench process {rank} of {procs}", serve, (rank, procs, port, cfg, there))
             there.close()
             self.pipes.append(here)
         self.ask("ready")
@@ -425,14 +404,15 @@ class OurProcesses:
             child.wait(30)  # what has not ended by then, the family kills
 
 
-def serve(rank: int, procs: int, port: int, spec: OurSpec, pipe) -> None:
-    """One of ``OurProcesses``: join the group, build our step, then answer the parent's requests."""
+def serve(rank: int, procs: int, port: int, cfg: TrainConfig, pipe) -> None:
+    """One of ``OurProcesses``: join the group, set up the run as the parent did, then answer its requests."""
     os.environ.update(child_environment(rank, procs, port))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     dev = torch.device("cpu")
-    Distributed.from_env().init(dev)
+    group = Distributed.from_env()
+    group.init(dev)
     try:
-        ours = OurStep(spec, bench_data(spec.data, spec.image_size, get_recipe(spec.recipe)), dev, rank, procs)
+        ours = OurStep(resolve(cfg, group, dev), rank, procs)
         while (request := pipe.recv()) is not None:
             what, *args = request
             try:

@@ -61,7 +61,10 @@ class StepPlan:
             raise ValueError(f"--micro-batch {micro} must divide the per-process batch {rank_batch}")
         steps_per_epoch = data.num_batches("train", rank_batch, world_size=world_size)
         if steps_per_epoch == 0:
-            raise ValueError(f"{data.sizes['train']} training images make no batch of {recipe.batch_size}")
+            raise ValueError(
+                f"{data.name} has {data.sizes['train']:,} training images, fewer than one batch of "
+                f"{recipe.batch_size}: give --batch-size N with N at most that, or more images"
+            )
         if cfg.iters is not None:
             total = cfg.iters
         elif cfg.epochs is not None:
@@ -119,12 +122,13 @@ def resolve(
     threads: int | None = None,
     checkpoint: dict | None = None,
     model: nn.Module | None = None,
+    data: Data | None = None,
 ) -> Setup:
     """Turn the config's names into objects: the recipe, the data, the network (``model`` if given, else the
-    registered one, started from --init-from in a fresh run), the batch arithmetic, where it computes and when the
-    loop logs, checkpoints and tests."""
+    registered one, started from --init-from in a fresh run), the data (``data`` if already loaded by
+    ``load_shared``), the batch arithmetic, where it computes and when the loop logs, checkpoints and tests."""
     recipe = cfg.resolved_recipe()
-    data = load_shared(cfg, recipe, dist)
+    data = data or load_shared(cfg, recipe, dist)
     check_small_scale(recipe, data)
     if data.sizes.get("val", 0) == 0 and recipe.schedule == "plateau":
         raise ValueError(
