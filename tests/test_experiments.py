@@ -206,7 +206,7 @@ def test_an_interrupted_reproduction_continues_where_it_stopped(tmp_path, monkey
     with pytest.raises(ExperimentInterrupted):
         reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, seeds=1, log=lambda s: None)
     interrupted = [f for f in (tmp_path / "runs").iterdir() if not RunDir(f).summary.exists()]
-    assert len(interrupted) == 1 and RunDir(interrupted[0]).load_checkpoint()["step"] == 3
+    assert len(interrupted) == 1 and RunDir(interrupted[0]).load_checkpoint().step == 3
     calls.clear()
     reproduce(experiment, preset="smoke", out=tmp_path / "exp", jobs=1, seeds=1, log=lambda s: None)
     assert calls == [("resnet20", True), ("resnet20", False)]  # the first run is not trained again
@@ -336,7 +336,7 @@ def test_workers_stop_at_a_checkpoint_on_a_signal_and_continue_where_they_stoppe
     lines = []
     with pytest.raises(ExperimentInterrupted, match="every run's checkpoint is saved"):
         workers.Workers(2, 1, lines.append).train(todo)
-    stopped = [load_checkpoint(run.checkpoint)["step"] for run in runs]
+    stopped = [load_checkpoint(run.checkpoint).step for run in runs]
     assert all(5 <= step < 200 for step in stopped) and not any(run.summary.exists() for run in runs)
     assert sorted(line.split(" (")[0] for line in lines if ": interrupted" in line) == [
         "run-0: interrupted", "run-1: interrupted"]  # fmt: skip

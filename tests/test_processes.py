@@ -148,7 +148,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_ends_the_run
     said = [line for line in err.splitlines() if line.startswith("verydeep train:")]  # beside the progress lines
     assert len(said) == 1 and "No space left on device" in said[0] and "Traceback" not in err, err
     assert "the checkpoint of step 4 is kept" in said[0] and "--resume" in said[0]
-    assert load_checkpoint(run.checkpoint)["step"] == 4
+    assert load_checkpoint(run.checkpoint).step == 4
     assert not [p for p in run.path.iterdir() if ".tmp" in p.name]  # no torn file left beside it
     monkeypatch.setattr(verydeep.runs.torch, "save", real_save)
     assert main(["train", "--out", str(run.path), "--resume"]) == 0

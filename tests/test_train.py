@@ -52,7 +52,7 @@ def test_run_folder_holds_everything(tmp_path):
     assert epoch_rows[0].val_top5_error <= epoch_rows[0].val_error
     model = verydeep.load_model(run.weights)
     assert model.verydeep_name == "resnet20" and model.fc.out_features == 10 and model.conv1.in_channels == 1
-    assert load_checkpoint(run.checkpoint)["step"] == 16
+    assert load_checkpoint(run.checkpoint).step == 16
 
 
 def interrupt_at(step_to_stop: int):
@@ -69,7 +69,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     fit(cfg, tmp_path / "straight", progress=False)
     with pytest.raises(Interrupted, match="--resume"):
         fit(cfg, tmp_path / "stopped", on_step=interrupt_at(17), progress=False)
-    assert load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")["step"] == 17
+    assert load_checkpoint(tmp_path / "stopped" / "checkpoint.pt").step == 17
     fit(cfg, tmp_path / "stopped", resume=True, progress=False)
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "stopped" / "model.safetensors")
@@ -97,7 +97,7 @@ def test_a_signal_while_the_run_is_set_up_stops_it_at_its_first_step_with_a_chec
                       overrides={"batch_size": 32})  # fmt: skip
     with pytest.raises(Interrupted, match="at step 1/4"):
         fit(cfg, tmp_path, progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+    assert load_checkpoint(tmp_path / "checkpoint.pt").step == 1
     monkeypatch.undo()
     assert fit(cfg, tmp_path, resume=True, progress=False).steps == 4
 
@@ -130,7 +130,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     with pytest.raises(NonFiniteLoss, match=r"non-finite at step \d+.*last good checkpoint"):
         fit(cfg, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in state.model.values() if v.is_floating_point())
     assert (tmp_path / "metrics.csv").exists()
 
 

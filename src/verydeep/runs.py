@@ -2,7 +2,7 @@
 
 config.json        resolved config, versions, device, command line, git commit    (``RunRecord``)
 metrics.csv        one row per logged window of steps and one per epoch              (``MetricsRow``)
-checkpoint.pt      model, optimizer, schedule, RNG states and position; replaced atomically
+checkpoint.pt      model, optimizer, schedule, RNG states and position; replaced atomically (``Checkpoint``)
 model.safetensors  final weights, with the model name and options in the metadata
 summary.json       the run's outcome                                                 (``Summary``)
 
@@ -81,6 +81,64 @@ class EvalResult:
         """From a file or checkpoint, ignoring what a newer version adds (the eval command adds the model too)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """checkpoint.pt: all a run needs to continue where it stopped, on any machine. The file holds it as a dict
+    of tensors and plain data (``to_dict``), so that ``torch.load(weights_only=True)`` reads it and nothing in it
+    can run code; ``verydeep.model`` and ``model`` are what ``load_weights`` builds a network from."""
+
+    model_name: str  # the registered name (or a network built in Python's own)
+    options: dict  # what the registered builder was given
+    config: TrainConfig
+    model: dict  # state dicts
+    optimizer: dict
+    schedule: dict
+    rng: torch.Tensor  # torch's CPU generator
+    cuda_rng: torch.Tensor | None  # the GPU's, on a GPU
+    step: int
+    seconds: float  # of training so far
+    images_seen: int
+    last_val: EvalResult | None
+    epoch_error: float  # the last finished epoch's training error
+    partial: torch.Tensor | None  # the running sums of the epoch and of the log window, when saved mid-epoch
+
+    def to_dict(self) -> dict:
+        return {
+            "verydeep": {"model": self.model_name, "options": self.options},
+            "config": self.config.to_dict(),
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "schedule": self.schedule,
+            "rng": {"torch": self.rng, "cuda": self.cuda_rng},
+            "step": self.step,
+            "seconds": self.seconds,
+            "images_seen": self.images_seen,
+            "last_val": {} if self.last_val is None else self.last_val.to_dict(),
+            "epoch_error": self.epoch_error,
+            "partial": self.partial,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Checkpoint:
+        """From the file's dict; one written before the epoch's running sums were kept reads with none."""
+        return cls(
+            model_name=state["verydeep"]["model"],
+            options=state["verydeep"]["options"],
+            config=TrainConfig.from_dict(state["config"]),
+            model=state["model"],
+            optimizer=state["optimizer"],
+            schedule=state["schedule"],
+            rng=state["rng"]["torch"],
+            cuda_rng=state["rng"].get("cuda"),
+            step=state["step"],
+            seconds=state["seconds"],
+            images_seen=state["images_seen"],
+            last_val=EvalResult.from_dict(state["last_val"]) if state.get("last_val") else None,
+            epoch_error=state.get("epoch_error", float("nan")),
+            partial=state.get("partial"),
+        )
 
 
 @dataclass(frozen=True)
@@ -315,10 +373,10 @@ class RunDir:
         return int(complete[-1].split(",")[0]) if complete else 0
 
     # checkpoint.pt -----------------------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict) -> None:
-        save_atomic(state, self.checkpoint)
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        save_atomic(checkpoint.to_dict(), self.checkpoint)
 
-    def load_checkpoint(self) -> dict:
+    def load_checkpoint(self) -> Checkpoint:
         if not self.checkpoint.exists():
             raise FileNotFoundError(
                 f"--resume: {self.path} has no checkpoint.pt to resume from; start the run without --resume"
@@ -399,7 +457,7 @@ def unsafe_pickle(path: Path, error: Exception) -> ValueError | None:
     )
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path) -> Checkpoint:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -410,7 +468,7 @@ def load_checkpoint(path: Path) -> dict:
         ) from e
     if not isinstance(state, dict) or "verydeep" not in state:
         raise ValueError(f"{path} is not a verydeep checkpoint")
-    return state
+    return Checkpoint.from_dict(state)
 
 
 def git_commit() -> str | None:

@@ -17,7 +17,7 @@ from .device import Distributed, resolve_precision
 from .models.layers import input_channels, output_classes
 from .recipes import RECIPES, Recipe
 from .registry import create_model, get_entry, implied_options, is_registered, options_for_data
-from .runs import RunDir
+from .runs import Checkpoint, RunDir
 
 
 def build_model(cfg: TrainConfig, data: Data) -> nn.Module:
@@ -110,7 +110,7 @@ class Setup:
     plan: StepPlan
     compute: Compute
     loop: Loop
-    checkpoint: dict | None  # what a resumed run continues from; None for a fresh run
+    checkpoint: Checkpoint | None  # what a resumed run continues from; None for a fresh run
     init_from: str | None
     copied: tuple[str, ...]  # the layers ``init_from`` copied into the model
 
@@ -120,7 +120,7 @@ def resolve(
     dist: Distributed,
     device: torch.device,
     threads: int | None = None,
-    checkpoint: dict | None = None,
+    checkpoint: Checkpoint | None = None,
     model: nn.Module | None = None,
     data: Data | None = None,
 ) -> Setup:

@@ -29,7 +29,7 @@ from .device import (
 )
 from .metrics import evaluate, summarise
 from .progress import Progress
-from .runs import DataRecord, EvalResult, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
+from .runs import Checkpoint, DataRecord, EvalResult, MetricsRow, ModelRecord, Placement, RunDir, RunRecord, Summary
 from .schedules import make_schedule
 from .setup import Setup, check_named_apart, resolve
 from .signals import StopSignal
@@ -70,7 +70,7 @@ class NonFiniteLoss(Exception):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
-def claim_run_folder(run: RunDir, cfg: TrainConfig, resume: bool, dist: Distributed) -> dict | None:
+def claim_run_folder(run: RunDir, cfg: TrainConfig, resume: bool, dist: Distributed) -> Checkpoint | None:
     """Rank 0, which alone writes the folder, decides whether it may be used; every process learns the answer,
     so that all of them go on or all stop with the same error. Returns the checkpoint to resume from."""
     checkpoint, refusal = None, None
@@ -247,38 +247,34 @@ class Trainer:
         )
 
     # -- checkpoints -------------------------------------------------------------------------------------------
-    def state(self) -> dict:
-        return {
-            "verydeep": {"model": self.name, "options": self.options},
-            "config": self.setup.config.to_dict(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            },
-            "step": self.step,
-            "seconds": self.seconds,
-            "images_seen": self.images_seen,
-            "last_val": {} if self.last_val is None else self.last_val.to_dict(),
-            "epoch_error": self.epoch_error,
-            "partial": self.partial,
-        }
+    def state(self) -> Checkpoint:
+        return Checkpoint(
+            model_name=self.name,
+            options=self.options,
+            config=self.setup.config,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
+            rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            step=self.step,
+            seconds=self.seconds,
+            images_seen=self.images_seen,
+            last_val=self.last_val,
+            epoch_error=self.epoch_error,
+            partial=self.partial,
+        )
 
-    def restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.schedule.load_state_dict(checkpoint["schedule"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
-        self.step, self.seconds, self.images_seen = checkpoint["step"], checkpoint["seconds"], checkpoint["images_seen"]
-        last_val = checkpoint.get("last_val") or {}
-        self.last_val = EvalResult.from_dict(last_val) if last_val else None
-        self.epoch_error = checkpoint.get("epoch_error", math.nan)
-        partial = checkpoint.get("partial")
-        self.partial = None if partial is None else partial.to(self.device)
+    def restore(self, checkpoint: Checkpoint) -> None:
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.schedule.load_state_dict(checkpoint.schedule)
+        torch.set_rng_state(checkpoint.rng)
+        if self.device.type == "cuda" and checkpoint.cuda_rng is not None:
+            torch.cuda.set_rng_state(checkpoint.cuda_rng, self.device)
+        self.step, self.seconds, self.images_seen = checkpoint.step, checkpoint.seconds, checkpoint.images_seen
+        self.last_val, self.epoch_error = checkpoint.last_val, checkpoint.epoch_error
+        self.partial = None if checkpoint.partial is None else checkpoint.partial.to(self.device)
 
     def save(self) -> None:
         """Write the metrics gathered so far, then the checkpoint (rank 0 only); never weights that a non-finite
@@ -501,14 +497,14 @@ class Trainer:
         return summary
 
 
-def checkpoint_to_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> dict | None:
+def checkpoint_to_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> Checkpoint | None:
     """The checkpoint a resumed run continues from (None for a new run), if ``run`` may be used for ``cfg``."""
     if not resume:
         if run.checkpoint.exists():
             raise ValueError(f"{run.path} already holds a run; pass --resume to continue it or choose another --out")
         return None
     checkpoint = run.load_checkpoint()
-    saved, given = TrainConfig.from_dict(checkpoint["config"]).identity(), cfg.identity()
+    saved, given = checkpoint.config.identity(), cfg.identity()
     for key, value in saved.items():
         if given[key] != value:
             raise ValueError(

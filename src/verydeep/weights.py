@@ -18,7 +18,7 @@ from torch import nn
 
 from .models.resnet import IMAGENET_STAGES
 from .registry import Entry, create_model, entries, get_entry
-from .runs import atomic_write_bytes, unsafe_pickle
+from .runs import Checkpoint, atomic_write_bytes, unsafe_pickle
 
 
 def torchvision_networks() -> tuple[dict[int, Entry], dict[tuple, Entry]]:
@@ -75,8 +75,9 @@ def load_weights(path: str | Path, name: str | None = None, options: dict | None
             raise unsafe from None
         raise ValueError(f"{path} is not a readable weights file ({type(e).__name__}: {e})") from e
     if isinstance(obj, dict) and "verydeep" in obj:  # a run's checkpoint.pt
-        stored, stored_options = obj["verydeep"]["model"], obj["verydeep"]["options"]
-        return _build_and_load(path, stored, {**stored_options, **options}, obj["model"], name)
+        checkpoint = Checkpoint.from_dict(obj)
+        options = {**checkpoint.options, **options}
+        return _build_and_load(path, checkpoint.model_name, options, checkpoint.model, name)
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _load_torchvision(path, obj, name, options)
     raise ValueError(f"{path} holds neither a state dict nor a verydeep checkpoint")
