@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import load_data
+from .data import Files, Sampling, open_data
 from .data.base import Data
 from .device import Distributed, resolve_precision
 from .models.layers import input_channels, output_classes
@@ -155,18 +155,9 @@ def load_shared(cfg: TrainConfig, recipe: Recipe, dist: Distributed) -> Data:
     """The config's data set; under torchrun local rank 0 fetches a missing one alone, the others then find it."""
     if dist.local_rank != 0:
         dist.barrier()
-    data = load_data(
-        cfg.data,
-        cfg.data_dir,
-        mean=recipe.mean,
-        val_size=cfg.val_size,
-        subset=cfg.subset,
-        image_size=cfg.image_size,
-        skip_bad=cfg.skip_bad,
-        scale=recipe.scale,
-        color_jitter=recipe.color_jitter,
-        workers=cfg.workers,
-    )
+    sampling = Sampling(recipe.mean, cfg.val_size, cfg.subset)
+    files = Files(cfg.image_size, cfg.skip_bad, recipe.scale, recipe.color_jitter, cfg.workers)
+    data = open_data(cfg.data, cfg.data_dir, sampling, files)
     if dist.local_rank == 0:
         dist.barrier()
     return data

@@ -19,7 +19,7 @@ from .imagefolder import LAYOUT, FolderData, is_image_folder
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 NATIVE_SIZE = {"fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
 
-__all__ = ["DATASETS", "Data", "MeanKind", "Split", "load_data"]
+__all__ = ["DATASETS", "Data", "Files", "MeanKind", "Sampling", "Split", "load_data", "open_data"]
 
 
 def load_data(
@@ -59,26 +59,24 @@ def load_data(
     The mean is estimated from a fixed sample of up to 2,000 training images, resized and centre-cropped as
     for evaluation.
     """
-    if mean not in ("pixel", "rgb"):
-        raise ValueError(f"mean must be 'pixel' (ResNet) or 'rgb' (VGG), not {mean!r}")
-    if subset is not None and subset < 1:
-        raise ValueError(f"subset must be a positive number of training images, not {subset}")
-    if val_size is not None and val_size < 0:
-        raise ValueError(f"val_size must be >= 0, not {val_size}")
+    sampling = Sampling(mean, val_size, subset, split_seed)
+    return open_data(name, data_dir, sampling, Files(image_size, skip_bad, scale, color_jitter, workers))
+
+
+def open_data(name: str, data_dir: str | Path | None, sampling: Sampling, files: Files) -> Data:
+    """``load_data`` with its settings as the typed objects the loaders take (the training set-up's way in)."""
     kind, data_dir = _resolve(name, data_dir)
-    if kind in NATIVE_SIZE and image_size not in (None, NATIVE_SIZE[kind]):
+    if kind in NATIVE_SIZE and files.image_size not in (None, NATIVE_SIZE[kind]):
         raise ValueError(
-            f"{kind} images are {NATIVE_SIZE[kind]} px; image_size={image_size} applies to synthetic data and "
+            f"{kind} images are {NATIVE_SIZE[kind]} px; image_size={files.image_size} applies to synthetic data and "
             f"image folders only: leave it unset"
         )
-    sampling = Sampling(mean, val_size, subset, split_seed)
     if kind == "fashion-mnist":
         return fashion_mnist.load(data_dir, sampling)
     if kind in ("cifar10", "cifar100"):
         return cifar.load(kind, data_dir, sampling)
     if kind == "synthetic":
-        return synthetic.load(image_size, sampling)
-    files = Files(image_size, skip_bad, scale, color_jitter, workers)
+        return synthetic.load(files.image_size, sampling)
     small = smallfolder.load(Path(data_dir), sampling, files)
     return small if small is not None else FolderData(Path(data_dir), sampling, files)
 

@@ -27,6 +27,14 @@ class Sampling:
     subset: int | None = None  # train on this many images, a fixed sample
     split_seed: int = 0  # fixes the held-out split, the subsets and synthetic images
 
+    def __post_init__(self) -> None:
+        if self.mean not in ("pixel", "rgb"):
+            raise ValueError(f"mean must be 'pixel' (ResNet) or 'rgb' (VGG), not {self.mean!r}")
+        if self.subset is not None and self.subset < 1:
+            raise ValueError(f"subset must be a positive number of training images, not {self.subset}")
+        if self.val_size is not None and self.val_size < 0:
+            raise ValueError(f"val_size must be >= 0, not {self.val_size}")
+
     def val_cap(self) -> int | None:
         """With ``subset``, val shrinks to at most a tenth of it (never under 100 images); None without."""
         return None if self.subset is None else max(self.subset // 10, 100)
