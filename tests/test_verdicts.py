@@ -30,6 +30,7 @@ from verydeep.experiments.base import (
     Quantity,
     RunResult,
     RunSpec,
+    Verdict,
     early_train_error,
     final_train_error,
     final_val_error,
@@ -195,21 +196,31 @@ def index_entry(**changes) -> dict:
     return entry | changes
 
 
-def test_the_index_gives_an_inconclusive_claims_differences_and_what_the_calibration_measured_of_it():
-    from verydeep.experiments.report import budget
+def verdict_of(key: str = "resnet-fig6-resnet-deeper-better", outcome: str = "inconclusive") -> Verdict:
+    """A verdict of the claim ``key`` whose difference is -2.00 points, its interval across zero."""
+    claim = next(c for c in CLAIMS if c.key == key)
+    d = welch([0.10, 0.12, 0.14], [0.13, 0.14, 0.15])
+    return Verdict(claim, "ResNet-56", "ResNet-20", outcome, d, quantity=Quantity("train error %", lambda r, rs: 0.0))
 
-    quick = {"preset": "quick", "claims": [index_entry(preset="quick", difference=-0.01, images_per_run=1000)]}
-    text = budget(index_entry(), [quick], [])
-    assert text.startswith("**the deeper ResNet is better** (ResNet-56 vs ResNet-20): -1.00 at quick (1,000 images)"
-                           " -> -2.00 at standard (4,000 images)")  # fmt: skip
+
+def test_the_index_gives_an_inconclusive_claims_differences_and_what_the_calibration_measured_of_it():
+    from verydeep.experiments.report import Measured, budget
+
+    key = "resnet-fig6-resnet-deeper-better"
+    here, quick = Measured("standard", key, 4000), [Measured("quick", key, 1000, -0.01)]
+    text = budget(verdict_of(), here, quick, EXPERIMENTS["warmup"])
+    assert text.startswith(f"**{verdict_of().claim.statement}** (ResNet-56 vs ResNet-20): -1.00 at quick (1,000 "
+                           "images) -> -2.00 at standard (4,000 images)")  # fmt: skip
     assert "would decide it" not in text  # nothing extrapolated from two presets
     # the committed record of the ResNet reversal: the rule picked long's regime
     assert "(docs/calibration.md: 5 regimes; seed-readings on the paper's side: 4 of 30 at 50,000" in text
     assert "picked `long` in 2k-step" in text
-    other = budget(index_entry(key="vgg-table3-c-beats-b", claim="C beats B"), [quick], [])
-    assert "not calibrated" in other
-    assert budget(index_entry(outcome="reproduced"), [quick], []) == ""
-    assert "full" in budget(index_entry(), [quick], [reproduction_of("degradation")])
+    other_key = "vgg-table3-c-beats-b"
+    other = budget(verdict_of(other_key), Measured("standard", other_key, 4000), quick, EXPERIMENTS["warmup"])
+    assert "not calibrated" in other and "-1.00 at quick" not in other  # the earlier difference is another claim's
+    assert budget(verdict_of(outcome="reproduced"), here, quick, EXPERIMENTS["warmup"]) == ""
+    assert "full" in budget(verdict_of(), here, quick, EXPERIMENTS["degradation"])
+    assert "full" not in budget(verdict_of(), here, quick, dataclasses.replace(EXPERIMENTS["degradation"], presets={}))
 
 
 def test_a_claim_whose_study_found_no_regime_says_so_and_names_the_command_that_would_decide_it(tmp_path):
@@ -223,12 +234,6 @@ def test_a_claim_whose_study_found_no_regime_says_so_and_names_the_command_that_
     text = calibration.finding(study.claim, tmp_path)
     assert "found no regime that decides it within 10 hours" in text and "--data cifar10" in text
     assert "has not run here" in calibration.finding(study.claim, tmp_path / "elsewhere")
-
-
-def reproduction_of(name: str):
-    from verydeep.experiments.report import Reproduction
-
-    return Reproduction(EXPERIMENTS[name], "standard", "fashion-mnist", (0,), {}, {}, {}, [], [], 0.0)
 
 
 def test_an_unknown_relation_is_refused():

@@ -242,18 +242,21 @@ def write_index(root: Path, reproductions: list[Reproduction], preset: str) -> t
             "|---|---|---|---|---|---|---|",
         ],
     )
+    earlier = earlier_differences(root, preset)
+    budgets: list[str] = []
     for claim in CLAIMS:
         if claim.key not in found:
             continue
         v, command, r = found[claim.key]
+        images = trained_images(r, v.a)
         entries.append(verdict_entry(v, command) | {"preset": r.preset, "seeds": list(r.seeds),
-                                                     "images_per_run": trained_images(r, v.a)})  # fmt: skip
+                                                     "images_per_run": images})  # fmt: skip
         lines.append(f"| {claim.statement} | {claim.source} | {claim.paper} | {ours(v)} | {interval(v)} | "
                      f"**{MARKS[v.outcome]}** | `{command}` |")  # fmt: skip
-    counts = {o: sum(e["outcome"] == o for e in entries) for o in MARKS}
+        if preset != "smoke" and (line := budget(v, Measured(r.preset, claim.key, images), earlier, r.experiment)):
+            budgets.append(line)
+    counts = {o: sum(f[0].outcome == o for f in found.values()) for o in MARKS}
     lines += ["", ", ".join(f"{n} {o}" for o, n in counts.items() if n), ""]
-    earlier = earlier_indexes(root, preset)
-    budgets = [] if preset == "smoke" else [b for e in entries if (b := budget(e, earlier, reproductions))]
     if budgets:
         lines += ["## Budgets of the inconclusive claims", "",
                   "Each difference at the smaller presets' indexes and at this one, what the calibration study "
@@ -294,39 +297,44 @@ def trained_images(r: Reproduction, label: str) -> int | None:
     return result.summary.steps * RunDir(result.path).read_record().recipe.batch_size
 
 
-def earlier_indexes(root: Path, preset: str) -> list[dict]:
-    """The index-P.json of every preset P smaller than ``preset`` that this root holds, smallest first."""
+@dataclass(frozen=True)
+class Measured:
+    """Where a claim's difference was measured: the preset, and the images each run of it trained on."""
+
+    preset: str
+    key: str  # the claim's
+    images_per_run: int | None
+    difference: float | None = None  # as an earlier index holds it (this one's is the verdict's own)
+
+
+def earlier_differences(root: Path, preset: str) -> list[Measured]:
+    """The claims' differences in the index-P.json of every preset P smaller than ``preset`` that this root holds,
+    smallest first."""
     if preset not in PRESETS:
         return []
     found = []
     for smaller in PRESETS[1 : PRESETS.index(preset)]:  # smoke's runs show nothing: no trend starts there
         path = root / f"index-{smaller}.json"
         if path.exists():
-            found.append(json.loads(path.read_text()))
+            index = json.loads(path.read_text())
+            found += [Measured(index["preset"], c["key"], c.get("images_per_run"), c.get("difference"))
+                      for c in index["claims"]]  # fmt: skip
     return found
 
 
-def budget(entry: dict, earlier: list[dict], reproductions: list[Reproduction]) -> str:
+def budget(v: Verdict, here: Measured, earlier: list[Measured], experiment: Experiment) -> str:
     """For an inconclusive claim: its difference at every preset measured, and what the calibration study found
     of it (a budget is measured there, never extrapolated from the presets)."""
-    if entry["outcome"] != "inconclusive" or entry.get("interval") is None or not entry.get("images_per_run"):
+    d = v.difference
+    if v.outcome != "inconclusive" or d is None or d.low is None or not here.images_per_run:
         return ""
-    unit = entry["unit"]
-    show = lambda x: f"{100 * x:+.2f}" if unit == "error" else f"{x:+.0f}" if unit == "steps" else f"{x:+.4f}"  # noqa: E731
-    steps = []
-    for index in earlier:
-        match = [c for c in index["claims"] if c["key"] == entry["key"] and c.get("images_per_run")]
-        if match and match[0].get("difference") is not None:
-            steps.append(f"{show(match[0]['difference'])} at {index['preset']} ({match[0]['images_per_run']:,} images)")
-    steps.append(f"{show(entry['difference'])} at {entry['preset']} ({entry['images_per_run']:,} images)")
-    text = f"**{entry['claim']}** ({entry['a']} vs {entry['b']}): " + " -> ".join(steps)
-    text += f"; {calibration.finding(entry['key'])}"
-    experiment = next((r.experiment for r in reproductions if r.experiment.name == entry_experiment(entry)), None)
-    if experiment is not None and "full" in experiment.presets:
+    show = v.quantity.format_difference
+    steps = [f"{show(m.difference)} at {m.preset} ({m.images_per_run:,} images)" for m in earlier
+             if m.key == v.claim.key and m.images_per_run and m.difference is not None]  # fmt: skip
+    steps.append(f"{show(d.value)} at {here.preset} ({here.images_per_run:,} images)")
+    text = f"**{v.claim.statement}** ({v.a} vs {v.b}): " + " -> ".join(steps)
+    text += f"; {calibration.finding(v.claim.key)}"
+    if "full" in experiment.presets:
         full = experiment.presets["full"]
         text += f". `full` ({full.seeds} seeds): {full.description}"
     return text + "."
-
-
-def entry_experiment(entry: dict) -> str:
-    return next(c.experiment for c in CLAIMS if c.key == entry["key"])
