@@ -47,6 +47,23 @@ def test_aliases_build_the_paper_configurations():
     assert verydeep.create_model("vgg19", head="small").config == "E"
 
 
+def test_the_papers_names_find_their_networks():
+    from verydeep.registry import by_paper_name, entries
+
+    vggs = [e for e in entries() if e.family == "vgg"]
+    assert sorted(e.paper_name for e in vggs) == ["A", "A-LRN", "B", "B-5x5", "C", "D", "E"]
+    for entry in vggs:  # each letter names the network built from that column of Table 1
+        assert verydeep.create_model(by_paper_name(entry.paper_name).name, head="small").config == entry.paper_name
+    found = {name: by_paper_name(name) for name in ("ResNet-56", "plain-56", "ResNet-20", "plain-34", "ResNet-1202")}
+    assert {name: (e.name, e.depth, e.residual) for name, e in found.items()} == {
+        "ResNet-56": ("resnet56", 56, True), "plain-56": ("plain56", 56, False), "ResNet-20": ("resnet20", 20, True),
+        "plain-34": ("plain34", 34, False), "ResNet-1202": ("resnet1202", 1202, True),
+    }  # fmt: skip
+    assert found["ResNet-20"].input_size == 32 and found["plain-34"].input_size == 224
+    with pytest.raises(ValueError, match="no network is called 'ResNet-21' in the papers; known: .*ResNet-20"):
+        by_paper_name("ResNet-21")
+
+
 def conv_sequence(model: VGG) -> list[str]:
     """The feature layers as Table 1 tokens, e.g. ['conv3-64', 'LRN', 'maxpool', ...]."""
     tokens = []

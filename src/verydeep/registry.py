@@ -28,6 +28,7 @@ class Entry:
     torchvision: str | None = None  # torchvision's name for the same network
     aliases: tuple[str, ...] = ()
     variants: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # (name, options it implies), vgg16_bn
+    paper_name: str = ""  # what its paper calls it: "ResNet-56", "plain-20", VGG's "A", "A-LRN", "B-5x5"
 
     @property
     def description(self) -> str:
@@ -51,15 +52,19 @@ def register(
     torchvision: str | None = None,
     aliases: tuple[str, ...] = (),
     variants: dict[str, dict] | None = None,
+    paper_name: str | None = None,
 ):
     """Register a builder under ``name``; the options it accepts are ``cls.OPTIONS``. ``aliases`` are other
-    names for it (vgg16), ``variants`` names that stand for it with options set (vgg16_bn: batch_norm=True)."""
+    names for it (vgg16), ``variants`` names that stand for it with options set (vgg16_bn: batch_norm=True);
+    ``paper_name`` what its paper calls it (by default, for a ResNet or plain net, "ResNet-56" or "plain-56")."""
     variants = variants or {}
+    if paper_name is None:
+        paper_name = f"{'ResNet' if residual else 'plain'}-{depth}" if family == "resnet" else name
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         frozen = tuple((v, tuple(options.items())) for v, options in variants.items())
         _MODELS[name] = Entry(name, build, cls.OPTIONS, family, depth, recipe, input_size, residual, torchvision,
-                              aliases, frozen)  # fmt: skip
+                              aliases, frozen, paper_name)  # fmt: skip
         _ALIASES.update({alias: name for alias in [*aliases, *variants]})
         _IMPLIED.update({variant: dict(options) for variant, options in variants.items()})
         return build
@@ -91,6 +96,15 @@ def get_entry(name: str) -> Entry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}.{hint} Valid models: {', '.join(_MODELS)} (`verydeep list`)")
     return _MODELS[canonical]
+
+
+def by_paper_name(paper_name: str) -> Entry:
+    """The network its paper calls ``paper_name``: "ResNet-110" is resnet110, VGG's "D" is vgg_d."""
+    for entry in _MODELS.values():
+        if entry.paper_name == paper_name:
+            return entry
+    known = ", ".join(e.paper_name for e in _MODELS.values())
+    raise ValueError(f"no network is called {paper_name!r} in the papers; known: {known}")
 
 
 def implied_options(name: str) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import paper
 from ..evidence import Looks
 from ..models.resnet import IMAGENET_STAGES
-from ..registry import get_entry
+from ..registry import by_paper_name, get_entry
 from .base import (
     EARLY_TRAIN_ERROR,
     RESNET_SMOKE,
@@ -42,8 +42,10 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     residual_options = {}
     if all(imagenet):
         residual_options["shortcut"] = "A"  # Fig. 4 compares parameter-free shortcuts: zero-padding (Sec. 4.1)
-    specs = [RunSpec(f"plain-{d}", f"plain{d}", group="plain", recipe=recipe) for d in depths]
-    specs += [RunSpec(f"ResNet-{d}", f"resnet{d}", residual_options, group="ResNet", recipe=recipe) for d in depths]
+    plain, resnets = [f"plain-{d}" for d in depths], [f"ResNet-{d}" for d in depths]  # the papers' names
+    specs = [RunSpec(label, by_paper_name(label).name, group="plain", recipe=recipe) for label in plain]
+    specs += [RunSpec(label, by_paper_name(label).name, residual_options, group="ResNet", recipe=recipe)
+              for label in resnets]  # fmt: skip
     return specs
 
 

@@ -8,12 +8,16 @@ from pathlib import Path
 from .. import paper
 from ..data import NATIVE_SIZE
 from ..evidence import Looks
-from ..registry import get_entry
+from ..registry import by_paper_name
 from .base import TRAIN_ERROR, VAL_ERROR, VGG_PRESETS, Experiment, Preset, Runs, RunSpec
 from .plots import bars, over_seeds, seeds_note
 
-CONFIGS = {"A": "vgg_a", "A-LRN": "vgg_a_lrn", "B": "vgg_b", "B-5x5": "vgg_b_5x5", "C": "vgg_c", "D": "vgg_d",
-           "E": "vgg_e"}  # fmt: skip
+CONFIGS = ("A", "A-LRN", "B", "B-5x5", "C", "D", "E")  # Table 1's and Sec. 4.1's names (registry: paper_name)
+
+
+def model(config: str) -> str:
+    """The registered network of a configuration: "D" is vgg_d."""
+    return by_paper_name(config).name
 
 
 # standard and long as the calibration's rule picked them for D against A (docs/calibration.md). standard: the
@@ -55,11 +59,11 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown VGG configuration {', '.join(unknown)}; valid: {', '.join(CONFIGS)}")
-    specs = [RunSpec(c, CONFIGS[c], init_from="A" if c in FROM_A else None) for c in configs]
+    specs = [RunSpec(c, model(c), init_from="A" if c in FROM_A else None) for c in configs]
     if any(c in FROM_A for c in configs) and "A" not in configs:
-        specs.insert(0, RunSpec("A", CONFIGS["A"]))
+        specs.insert(0, RunSpec("A", model("A")))
     if "B-5x5" in configs and "B" in configs:
-        specs.append(RunSpec("B random", CONFIGS["B"]))
+        specs.append(RunSpec("B random", model("B")))
     if "D" in configs and args.get("data") in NATIVE_SIZE:
         specs += scale_runs(NATIVE_SIZE[args["data"]])
     return specs
@@ -77,8 +81,8 @@ def scale_runs(image_size: int) -> list[RunSpec]:
     from the A of their seed as Table 3's D, each tested at its own Q (S, and the range's middle)."""
     low, high = scale_sides(image_size)
     return [
-        RunSpec("D fixed scale", CONFIGS["D"], overrides={"small_scale": (low, low)}, init_from="A"),
-        RunSpec("D jittered", CONFIGS["D"], overrides={"small_scale": (low, high)}, init_from="A"),
+        RunSpec("D fixed scale", model("D"), overrides={"small_scale": (low, low)}, init_from="A"),
+        RunSpec("D jittered", model("D"), overrides={"small_scale": (low, high)}, init_from="A"),
     ]
 
 
@@ -86,7 +90,7 @@ def figures(seeds: dict[int, Runs], out: Path) -> list[Path]:
     results = next(iter(seeds.values()))
     labels = [label for label in CONFIGS if label in results]
     values = [[100 * r.summary.val_error for r in over_seeds(seeds, label)] for label in labels]
-    names = [f"{label}\n({get_entry(CONFIGS[label]).depth})" for label in labels]
+    names = [f"{label}\n({by_paper_name(label).depth})" for label in labels]
     return [bars(names, values, out / "vgg_depth.png", "validation error (%)",
                  f"Error against configuration (weight layers), {seeds_note(seeds)}")]  # fmt: skip
 
@@ -110,7 +114,7 @@ EXPERIMENT = Experiment(
     "(29.7%) is no better than A; C with three 1x1 convs (28.1%) is worse than D with 3x3 convs (27.0%); B is "
     "better than the shallow net with a 5x5 conv in place of each pair of its 3x3s (Sec. 4.1: 7% higher top-1).",
     recipe="vgg",
-    defaults={"configs": tuple(CONFIGS)},
+    defaults={"configs": CONFIGS},
     presets=PRESETS,
     runs=runs,
     quantities={"val_error": VAL_ERROR, "train_error": TRAIN_ERROR},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .base import VAL_ERROR, VGG_PRESETS, Experiment, Preset, Quantity, RunResult, Runs, RunSpec
 from .plots import error_curves, over_seeds, seeds_note
-from .vgg_depth import CONFIGS
+from .vgg_depth import model as config_model
 
 DEEPER = ("B", "C", "D", "E")  # what A's weights can start (Sec. 3.1): its convs fit their first layers
 
@@ -17,9 +17,9 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
         raise ValueError(
             f"--configs {', '.join(unknown)}: A's weights start the deeper configurations {', '.join(DEEPER)}"
         )
-    specs = [RunSpec("A", CONFIGS["A"], group="A")]
+    specs = [RunSpec("A", config_model("A"), group="A")]
     for config in args["configs"]:
-        model = CONFIGS[config]
+        model = config_model(config)
         specs.append(RunSpec(f"{config} random", model, group=config))
         specs.append(RunSpec(f"{config} from A", model, init_from="A", group=config))
     return specs

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..recipes import get_recipe
+from ..registry import get_entry
 from .base import RESNET_SMOKE, TRAIN_ERROR, Experiment, Preset, Quantity, Runs, RunSpec, run_train_error
 from .plots import error_curves, over_seeds, seeds_note
 
@@ -14,12 +15,12 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
     if len(args["depths"]) != 1:
         raise ValueError("warmup compares two schedules of one network: give one depth, e.g. --depths 110")
     depth = args["depths"][0]
-    if f"resnet{depth}" not in get_recipe("resnet_cifar").warmup_for:
-        warmed = ", ".join(m.removeprefix("resnet") for m in get_recipe("resnet_cifar").warmup_for)
-        raise ValueError(f"the paper warms up only the deepest CIFAR ResNets: --depths {warmed}")
+    warmed = {get_entry(name).depth: name for name in get_recipe("resnet_cifar").warmup_for}
+    if depth not in warmed:
+        raise ValueError(f"the paper warms up only the deepest CIFAR ResNets: --depths {', '.join(map(str, warmed))}")
     return [
-        RunSpec("warm-up", f"resnet{depth}", group="ResNet"),  # the recipe's warm-up (resnet_cifar: warmup_for)
-        RunSpec("lr 0.1 from the start", f"resnet{depth}", overrides={"warmup_lr": 0.0}, group="ResNet"),
+        RunSpec("warm-up", warmed[depth], group="ResNet"),  # the recipe's warm-up (resnet_cifar: warmup_for)
+        RunSpec("lr 0.1 from the start", warmed[depth], overrides={"warmup_lr": 0.0}, group="ResNet"),
     ]
 
 

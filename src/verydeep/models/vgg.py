@@ -332,43 +332,79 @@ VGG_FACTS = dict(family="vgg", recipe="vgg", input_size=224)
 BN = {"batch_norm": True}  # torchvision's vgg11_bn .. vgg19_bn: Table 1's nets with BN after every conv
 
 
-@register("vgg_a", VGG, **VGG_FACTS, depth=11, torchvision="vgg11", aliases=("vgg11",), variants={"vgg11_bn": BN})
+@register(
+    "vgg_a",
+    VGG,
+    **VGG_FACTS,
+    depth=11,
+    paper_name="A",
+    torchvision="vgg11",
+    aliases=("vgg11",),
+    variants={"vgg11_bn": BN},
+)
 def vgg_a(**options) -> VGG:
     """VGG configuration A, 11 weight layers (Table 2: 133M parameters)."""
     return VGG("A", **options)
 
 
-@register("vgg_a_lrn", VGG, **VGG_FACTS, depth=11)
+@register("vgg_a_lrn", VGG, **VGG_FACTS, depth=11, paper_name="A-LRN")
 def vgg_a_lrn(**options) -> VGG:
     """VGG configuration A-LRN: A with AlexNet's LRN after the first conv (133M)."""
     return VGG("A-LRN", **options)
 
 
-@register("vgg_b", VGG, **VGG_FACTS, depth=13, torchvision="vgg13", aliases=("vgg13",), variants={"vgg13_bn": BN})
+@register(
+    "vgg_b",
+    VGG,
+    **VGG_FACTS,
+    depth=13,
+    paper_name="B",
+    torchvision="vgg13",
+    aliases=("vgg13",),
+    variants={"vgg13_bn": BN},
+)
 def vgg_b(**options) -> VGG:
     """VGG configuration B, 13 weight layers (133M)."""
     return VGG("B", **options)
 
 
-@register("vgg_c", VGG, **VGG_FACTS, depth=16)
+@register("vgg_c", VGG, **VGG_FACTS, depth=16, paper_name="C")
 def vgg_c(**options) -> VGG:
     """VGG configuration C, 16 weight layers with three conv1 layers (134M)."""
     return VGG("C", **options)
 
 
-@register("vgg_d", VGG, **VGG_FACTS, depth=16, torchvision="vgg16", aliases=("vgg16",), variants={"vgg16_bn": BN})
+@register(
+    "vgg_d",
+    VGG,
+    **VGG_FACTS,
+    depth=16,
+    paper_name="D",
+    torchvision="vgg16",
+    aliases=("vgg16",),
+    variants={"vgg16_bn": BN},
+)
 def vgg_d(**options) -> VGG:
     """VGG configuration D, 16 weight layers (138,357,544 parameters)."""
     return VGG("D", **options)
 
 
-@register("vgg_e", VGG, **VGG_FACTS, depth=19, torchvision="vgg19", aliases=("vgg19",), variants={"vgg19_bn": BN})
+@register(
+    "vgg_e",
+    VGG,
+    **VGG_FACTS,
+    depth=19,
+    paper_name="E",
+    torchvision="vgg19",
+    aliases=("vgg19",),
+    variants={"vgg19_bn": BN},
+)
 def vgg_e(**options) -> VGG:
     """VGG configuration E, 19 weight layers (143,667,240 parameters)."""
     return VGG("E", **options)
 
 
-@register("vgg_b_5x5", VGG, **VGG_FACTS, depth=8)
+@register("vgg_b_5x5", VGG, **VGG_FACTS, depth=8, paper_name="B-5x5")
 def vgg_b_5x5(**options) -> VGG:
     """Sec. 4.1's shallow net: B with each pair of 3x3 convs replaced by one 5x5, 8 weight layers (134,503,528
     parameters: five 5x5 convs of 10.9M and the 123.6M of the FC layers)."""
