@@ -198,3 +198,36 @@ def test_a_regime_that_names_no_schedule_or_augmentation_is_the_papers_step_sche
     assert calibration.pick(study, record, "long").regime.name == "8k"
     tie = hand_made_record(tmp_path, {("8k", 10): ([0.20, 0.21], [0.20, 0.22], 30)})  # one seed's difference is 0
     assert calibration.choices(study, tie)[0].needed is None  # "lower" is not met by a tie
+
+
+def test_the_page_sets_the_verdict_seeds_beside_the_calibration_and_prices_what_would_decide_an_open_claim(tmp_path):
+    study = calibration.STUDIES["resnet-reversal"]
+    record = Record(calibration.DOCS / "resnet-reversal.json")  # the committed record: long's cell is picked
+    assert calibration.verdict_section(study, record, tmp_path / "results") == [
+        "What the verdict seeds gave at the presets built from this study:", "",
+        "- `long`: its verdict seeds have not run (`verydeep reproduce degradation --preset long --out results/long`).",
+        "",
+    ]  # fmt: skip
+    folder = tmp_path / "results" / "long" / "degradation-long"
+    folder.mkdir(parents=True)
+    a, b = [0.060, 0.070, 0.065], [0.064, 0.066, 0.068]  # -0.10 points apart, the spreads 0.5 and 0.2
+    runs = {label: [{"seed": s, "folder": f"results/long/runs/{label}-{s}", "seconds": seconds} for s in range(3)]
+            for label, seconds in (("ResNet-56", 2400.0), ("ResNet-20", 1200.0))}  # fmt: skip
+    verdict = {"key": study.claim, "a": "ResNet-56", "b": "ResNet-20", "outcome": "inconclusive", "values_a": a,
+               "values_b": b, "mean_a": statistics.fmean(a), "std_a": statistics.stdev(a), "mean_b": 0.066,
+               "std_b": 0.002, "difference": -0.001, "interval": [-0.02, 0.018], "level": 0.975}  # fmt: skip
+    other = {**verdict, "key": "resnet-fig6-degradation", "outcome": "reproduced"}
+    (folder / "summary.json").write_text(json.dumps({"verdicts": [other, verdict], "runs": runs}))
+    (text,) = [line for line in calibration.verdict_section(study, record, tmp_path / "results") if line][1:]
+    assert text.startswith("- `long`, verdict seeds 0-2 (results/long/degradation-long/report.md): ResNet-56 6.50 "
+                           "± 0.50 against ResNet-20 6.60 ± 0.20, difference -0.10 points, 97.5% interval [-2.00, "
+                           "+1.80]: **inconclusive**. The calibration seeds had measured -0.45, -0.85")  # fmt: skip
+    n = calibration.seeds_to_decide(calibration.welch(a, b), "lower")
+    # a pair of runs: 40 + 20 core-minutes; no run record here, so no CPU to name
+    assert f"about {n} seeds a side would decide it" in text and n > 8
+    assert f"{n:.0f} core-hours ({n / 2:.1f} hours on 2 cores) at the 60 core-minutes a pair of its runs took on " \
+           "CPU not recorded" in text  # fmt: skip
+    assert "--preset full --data cifar10` on a GPU would decide it" in text
+    (folder / "summary.json").write_text(json.dumps({"verdicts": [{**verdict, "outcome": "reproduced"}], "runs": runs}))
+    (text,) = [line for line in calibration.verdict_section(study, record, tmp_path / "results") if line][1:]
+    assert "**reproduced**" in text and "would decide it" not in text

@@ -369,6 +369,7 @@ def pick(study: Study, record: Record, preset: str) -> Choice | None:
 
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "calibration"  # the committed records
+RESULTS = DOCS.parents[1] / "results"  # the committed reproductions, results/PRESET (README: results/)
 
 
 def studied(claim: str) -> bool:
@@ -423,6 +424,64 @@ def rule_section(study: Study, record: Record) -> list[str]:
                 "no cell: it keeps its regime (rule 3)")  # fmt: skip
         lines.append(f"- `{preset}` (share {share.get(study.experiment, 0):.0f} core-minutes): {what}.")
     return lines + [""]
+
+
+def verdict_section(study: Study, record: Record, results: Path = RESULTS) -> list[str]:
+    """What the verdict seeds gave at each preset the rule picked a cell for, from the committed reproduction
+    (results/PRESET/EXPERIMENT-PRESET/summary.json), beside what the calibration seeds had measured in that cell;
+    for a claim left open, what would decide it, at the cost its own runs took."""
+    lines = []
+    for preset in SHARES:
+        chosen = pick(study, record, preset)
+        if chosen is None:
+            continue
+        folder = results / preset / f"{study.experiment}-{preset}"
+        path = folder / "summary.json"
+        if not path.exists():
+            lines.append(f"- `{preset}`: its verdict seeds have not run (`verydeep reproduce {study.experiment} "
+                         f"--preset {preset} --out results/{preset}`).")  # fmt: skip
+            continue
+        summary = json.loads(path.read_text())
+        v = next(v for v in summary["verdicts"] if v["key"] == study.claim)
+        seeds = sorted(run["seed"] for run in summary["runs"].get(v["a"], []))
+        show = lambda x: f"{100 * x:+.2f}"  # noqa: E731
+        calibrated = ", ".join(show(d) for d in chosen.differences)
+        text = (f"- `{preset}`, verdict seeds {seeds[0]}-{seeds[-1]} (results/{preset}/{folder.name}/report.md): "
+                f"{v['a']} {100 * v['mean_a']:.2f} ± {100 * v['std_a']:.2f} against {v['b']} {100 * v['mean_b']:.2f} "
+                f"± {100 * v['std_b']:.2f}, difference {show(v['difference'])} points, {100 * v['level']:g}% interval "
+                f"[{show(v['interval'][0])}, {show(v['interval'][1])}]: **{v['outcome']}**. The calibration seeds had "
+                f"measured {calibrated} points in this cell (rule 1 asked for {chosen.needed} seeds a side)."
+                )  # fmt: skip
+        if v["outcome"] == "inconclusive":
+            text += " " + still_open(study, summary, v, results.parent)
+        lines.append(text)
+    return ["What the verdict seeds gave at the presets built from this study:", "", *lines, ""] if lines else []
+
+
+def still_open(study: Study, summary: dict, v: dict, root: Path) -> str:
+    """For a claim a preset left open: the seeds a side that would decide it at the verdict seeds' difference and
+    spread, what they would cost at the minutes its runs took, and the command that decides it on the paper's data."""
+    n = seeds_to_decide(welch(v["values_a"], v["values_b"]), study.relation)
+    seconds: dict[str, dict[str, list[float]]] = {}  # CPU -> label -> each run's training seconds
+    for label in (v["a"], v["b"]):
+        for run in summary["runs"].get(label, []):
+            folder = root / run["folder"]
+            cpu = RunDir(folder).read_record().environment.get("cpu") if (folder / "config.json").exists() else None
+            seconds.setdefault(str(cpu or "CPU not recorded"), {}).setdefault(label, []).append(run["seconds"])
+    pairs = {cpu: sum(statistics.fmean(s) for s in by_label.values()) / 3600 for cpu, by_label in seconds.items()
+             if len(by_label) == 2}  # fmt: skip
+    if n is None:
+        cost = "no number of seeds would decide it at this difference"
+    else:
+        each = "; ".join(f"{n * pair:.0f} core-hours ({n * pair / 2:.1f} hours on 2 cores) at the {60 * pair:.0f} "
+                         f"core-minutes a pair of its runs took on {cpu}" for cpu, pair in pairs.items())  # fmt: skip
+        cost = (f"about {n} seeds a side would decide it if the difference and the spreads stayed as measured: "
+                f"{each or 'at a cost not recorded'}; as a preset of its own, on fresh seeds, with its rule written "
+                "before they run (adding seeds to these would read them twice)")  # fmt: skip
+    return (
+        f"The claim stays open at this budget on Fashion-MNIST: {cost}. On the paper's data, `verydeep reproduce "
+        f"{study.experiment} --preset full --data cifar10` on a GPU would decide it."
+    )
 
 
 def paired(study: Study, record: Record):
@@ -570,7 +629,8 @@ def write_report(studies, root: Path, out: Path, data: str = "fashion-mnist", da
             continue
         lines += [*table(study, record), "", *rule_section(study, record),
                   f"CPU: {', '.join(sorted({str(r.get('cpu')) for r in record.runs.values()}))}; two runs at a "
-                  "time on its two cores, beside other work, so the minutes are an upper bound.", ""]  # fmt: skip
+                  "time on its two cores, beside other work, so the minutes are an upper bound.", "",
+                  *verdict_section(study, record)]  # fmt: skip
         for draw, stem in ((curves_figure, "curves"), (difference_figure, "differences")):
             path = draw(study, record, figures / f"{name}-{stem}.png")
             if path is not None:
