@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .. import paper
@@ -28,6 +29,14 @@ def paper_figure(spec: RunSpec) -> str:
     return f"{top1} / {top5} (ResNet-34 top-1 / top-5, 10-crop)"
 
 
+QUICK = Preset(
+    "3 seeds of 6 epochs on 12,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
+    epochs=6,
+    subset=12_000,
+    log_every=10,
+    seeds=3,
+)
+
 EXPERIMENT = Experiment(
     name="shortcuts",
     title="Shortcut options A, B and C",
@@ -38,19 +47,13 @@ EXPERIMENT = Experiment(
     defaults={"depths": (20,)},
     presets={
         "smoke": RESNET_SMOKE,
-        "quick": Preset(
-            "3 seeds of 6 epochs on 12,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
-            epochs=6,
-            subset=12_000,
-            log_every=10,
-            seeds=3,
-        ),
-        "standard": Preset(
-            "3 seeds of 8 epochs on 22,000 training images, batch 128, lr 0.1 divided by 10 at 50% and 75%",
+        "quick": QUICK,
+        "standard": dataclasses.replace(
+            QUICK,
+            description="3 seeds of 8 epochs on 22,000 training images, otherwise as quick",
             epochs=8,
             subset=22_000,
             log_every=20,
-            seeds=3,
         ),
         "full": Preset("the paper's CIFAR schedule: 64k iterations of batch 128", seeds=5),
     },  # fmt: skip
