@@ -272,6 +272,27 @@ def test_a_fresh_run_in_a_folder_with_rows_but_no_checkpoint_keeps_only_its_own_
     assert steps["b"] == steps["c"] and max(steps["b"]) == 2
 
 
+def test_a_measurement_of_the_weights_is_read_back_without_them_and_forgotten_when_the_run_starts_again(tmp_path):
+    from verydeep.experiments import layer_responses
+
+    cfg = TrainConfig(model="resnet20", data="synthetic", image_size=8, subset=64, val_size=16, iters=2,
+                      overrides={"batch_size": 16})  # fmt: skip
+    fit(cfg, tmp_path / "a", progress=False)
+    run = RunDir(tmp_path / "a")
+    measured = layer_responses.responses.__wrapped__(run.path)  # not through the in-process cache
+    assert len(measured) == 19 and all(x > 0 for x in measured)  # ResNet-20's 3x3 layers: the first and 9 blocks' 2
+    run.weights.rename(tmp_path / "elsewhere.safetensors")  # a later sitting: the record kept, not the weights
+    assert layer_responses.responses.__wrapped__(run.path) == measured
+    calls = []
+    assert run.measured("responses", {"validation_images": 1}, lambda: calls.append(1) or [1.0]) == [1.0] and calls
+    assert run.measured("responses", {"validation_images": 1}, lambda: calls.append(1) or [2.0]) == [1.0]  # kept
+    (tmp_path / "elsewhere.safetensors").rename(run.weights)
+    run.summary.unlink()
+    run.checkpoint.unlink()
+    fit(cfg, run.path, progress=False)  # trained again from the start: its earlier measurements are not of it
+    assert not list(run.path.glob("measure_*.json"))
+
+
 def test_a_config_of_a_retired_setting_still_reads_and_an_unknown_one_is_refused():
     """--fuse-norm is gone (it never changed a run's numbers); checkpoints and config files that hold it read."""
     cfg = TrainConfig(model="resnet20", data="synthetic", seed=3)

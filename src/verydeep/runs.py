@@ -5,6 +5,8 @@ metrics.csv        one row per logged window of steps and one per epoch         
 checkpoint.pt      model, optimizer, schedule, RNG states and position; replaced atomically (``Checkpoint``)
 model.safetensors  final weights, with the model name and options in the metadata
 summary.json       the run's outcome                                                 (``Summary``)
+measure_NAME.json  a measurement of the final weights an experiment reads, kept so that a later call (on a
+                   machine without the weights) reads it back                        (``RunDir.measured``)
 
 The dataclasses below are the schema of those files; everything that reads a run folder reads it through them.
 """
@@ -263,6 +265,24 @@ class RunDir:
     def eval_file(self, split: str, protocol: str) -> Path:
         """Where an evaluation of the run's weights is kept (an ``EvalResult``), by split and protocol."""
         return self.path / f"eval_{split}_{protocol}.json"
+
+    def measured(self, name: str, inputs: dict, measure: Callable[[], object]):
+        """A measurement of the finished run's weights (``measure()``, JSON-able) kept in measure_NAME.json with
+        the ``inputs`` that define it: measured once, read back by every later call whose inputs are the same, on
+        any machine, the weights kept or not (results/ keeps the records, not the weights)."""
+        path = self.path / f"measure_{name}.json"
+        inputs = json.loads(json.dumps(inputs))  # as the file holds them: tuples as lists
+        if path.exists():
+            kept = json.loads(path.read_text())
+            if kept.get("inputs") == inputs:
+                return kept["value"]
+        value = measure()
+        self.write_json(path, {"inputs": inputs, "value": value})
+        return json.loads(json.dumps(value))  # the same whether measured now or read back
+
+    def forget_measurements(self) -> None:
+        for path in self.path.glob("measure_*.json"):
+            path.unlink()
 
     def latest_weights(self) -> Path | None:
         """The final weights, else the last checkpoint (training not finished), else None."""

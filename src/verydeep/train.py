@@ -173,6 +173,7 @@ class Trainer:
             if checkpoint is None:
                 run.write_record(self.describe())
                 run.truncate_metrics(0)  # rows a record carried without its checkpoint are not this run's
+                run.forget_measurements()  # nor are measurements of weights it will replace
             else:  # the original record stays; each resumption is added to it
                 run.record_resumption({"step": self.step, "total_steps": self.plan.total_steps})
                 run.truncate_metrics(self.step)

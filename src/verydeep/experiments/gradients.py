@@ -50,7 +50,13 @@ def conv_gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Te
 
 @functools.lru_cache(maxsize=64)
 def norms(folder: Path) -> dict[str, tuple[float, ...]]:
-    """The run's per-layer gradient norms at initialisation and with its final weights."""
+    """The run's per-layer gradient norms at initialisation and with its final weights (kept in the run folder
+    once measured)."""
+    measured = RunDir(folder).measured("gradient_norms", {"batch": BATCH}, lambda: measure_norms(folder))
+    return {moment: tuple(measured[moment]) for moment in MOMENTS}
+
+
+def measure_norms(folder: Path) -> dict[str, list[float]]:
     record = RunDir(folder).read_record()
     cfg = record.train
     data = load_data(cfg.data, cfg.data_dir, mean=record.recipe.mean, subset=cfg.subset, val_size=cfg.val_size,
@@ -59,8 +65,8 @@ def norms(folder: Path) -> dict[str, tuple[float, ...]]:
     torch.manual_seed(cfg.seed)  # as setup.resolve seeds it just before the network is built
     initial = build_model(cfg, data)
     final = load_weights(RunDir(folder).weights)
-    return {MOMENTS[0]: tuple(conv_gradient_norms(initial, images, labels)),
-            MOMENTS[1]: tuple(conv_gradient_norms(final, images, labels))}  # fmt: skip
+    return {MOMENTS[0]: conv_gradient_norms(initial, images, labels),
+            MOMENTS[1]: conv_gradient_norms(final, images, labels)}  # fmt: skip
 
 
 def floor(result: RunResult, runs: Runs) -> float:

@@ -59,8 +59,11 @@ def validation_images(folder: Path) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=64)
 def responses(folder: Path) -> tuple[float, ...]:
-    """The trained run's response std per 3x3 layer, on its validation images."""
-    return tuple(response_stds(load_weights(RunDir(folder).weights), validation_images(folder)))
+    """The trained run's response std per 3x3 layer, on its first IMAGES validation images (kept in the run
+    folder once measured)."""
+    run = RunDir(folder)
+    measure = lambda: response_stds(load_weights(run.weights), validation_images(folder))  # noqa: E731
+    return tuple(run.measured("responses", {"validation_images": IMAGES}, measure))
 
 
 def mean_response(result: RunResult, runs: Runs) -> float:

@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 
 from ..evaluate import evaluate_protocol
+from ..runs import RunDir
 from ..trained import load_eval_data, load_trained
 from . import degradation
 from .base import Experiment, Preset, Quantity, RunResult, Runs, RunSpec
@@ -21,10 +22,14 @@ def runs(args: dict, preset: Preset) -> list[RunSpec]:
 
 @functools.lru_cache(maxsize=64)
 def protocol_error(folder: Path, protocol: str) -> float:
-    """Top-1 validation error of a trained run under ``protocol``, in fp32 on the CPU."""
-    trained = load_trained(run=folder)
-    data = load_eval_data(trained)
-    return evaluate_protocol(trained.model, data, "val", protocol, trained.preprocessing).error
+    """Top-1 validation error of a trained run under ``protocol``, in fp32 on the CPU (kept in the run folder
+    once measured)."""
+
+    def measure() -> float:
+        trained = load_trained(run=folder)
+        return evaluate_protocol(trained.model, load_eval_data(trained), "val", protocol, trained.preprocessing).error
+
+    return RunDir(folder).measured(f"val_{protocol}", {"split": "val", "protocol": protocol}, measure)
 
 
 def centre_error(result: RunResult, runs: Runs) -> float:
