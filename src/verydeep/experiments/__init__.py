@@ -11,8 +11,8 @@ from .workers import ExperimentFailed, ExperimentInterrupted
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
-    # Those that measure another's trained weights come right after it: a sweep stopped between two sittings
-    # (results/ keeps run records, not weights) leaves no measurement waiting on weights it no longer has.
+    # Those that measure another's trained weights come right after it, while the weights are at hand (results/
+    # keeps the run records and the measurements, measure_*.json, not the weights).
     for e in (
         degradation.EXPERIMENT,
         layer_responses.EXPERIMENT,
