@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/mutants.py                               # every module of [tool.verydeep.mutants]
     .venv/bin/python tools/mutants.py src/verydeep/schedules.py     # one module (or several)
+    .venv/bin/python tools/mutants.py src/verydeep/runs.py --names 'verydeep.runs.xǁCheckpointǁ*'   # some of them
     .venv/bin/python tools/mutants.py --report                      # only print the last results again
 
 mutmut 3 does the work; this script only runs it one module at a time, each against the test files that
@@ -70,7 +71,7 @@ def mutated_source(module: str) -> str | None:
 # --- one module, in a process of its own --------------------------------------------------------------------------
 
 
-def run_one(module: str, tests: list[str], max_children: int) -> None:
+def run_one(module: str, tests: list[str], max_children: int, names: list[str]) -> None:
     """Run `mutmut run` over `module` with `tests`, in this process (the parent runs each module in a fresh one)."""
     if not sys.stdout.isatty():
         quiet_progress()
@@ -92,7 +93,7 @@ def run_one(module: str, tests: list[str], max_children: int) -> None:
 
     from mutmut.__main__ import cli
 
-    cli(["run", "--max-children", str(max_children)], prog_name="mutmut")
+    cli(["run", "--max-children", str(max_children), *names], prog_name="mutmut")
 
 
 def quiet_progress(every_s: float = 30.0) -> None:
@@ -239,13 +240,16 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", help="source files, e.g. src/verydeep/schedules.py (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--report", action="store_true", help="only print the results of the last runs")
+    parser.add_argument("--names", nargs="+", default=[], metavar="NAME",
+                        help="only the mutants with these names (mutmut's, wildcards allowed), e.g. "
+                        "'verydeep.runs.xǁRunDirǁmeasured__mutmut_*': the functions a change touched")  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run mutmut over this one module
     args = parser.parse_args()
     os.chdir(ROOT)
     table = tests_by_module()
 
     if args.one:
-        run_one(args.one, table[args.one], args.max_children)
+        run_one(args.one, table[args.one], args.max_children, args.names)
         return 0
 
     modules = [str(Path(m)) for m in args.modules] or list(table)
@@ -268,6 +272,7 @@ def main() -> int:
             try:
                 rc = subprocess.call(
                     [sys.executable, __file__, "--one", module, "--max-children", str(args.max_children)]
+                    + (["--names", *args.names] if args.names else [])
                 )
             finally:
                 keep_state()
