@@ -1,7 +1,9 @@
 """The run folder survives a crash at any moment."""
 
+import dataclasses
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -215,3 +217,30 @@ def test_a_record_round_trips_and_ignores_what_a_newer_version_adds(tmp_path):
     again = run.read_record()
     assert again.train == record.train and again.recipe == record.recipe and again.data == record.data
     assert again.environment["torch"] == torch.__version__
+
+
+def test_a_checkpoint_reads_back_every_field_it_was_saved_with(tmp_path):
+    from verydeep.runs import Checkpoint, EvalResult
+
+    saved = Checkpoint(
+        model_name="plain56", options={"num_classes": 7}, config=TrainConfig("plain56", seed=4, subset=96),
+        model={"w": torch.arange(3.0)}, optimizer={"state": {}, "lr": 0.5}, schedule={"val_errors": [0.3]},
+        rng=torch.get_rng_state(), cuda_rng=torch.ones(2), step=17, seconds=3.5, images_seen=544,
+        last_val=EvalResult(1.25, 0.375, 0.0625, 64), epoch_error=0.4375, partial=torch.full((2, 4), 2.0),
+    )  # fmt: skip
+    RunDir(tmp_path).save_checkpoint(saved)
+    back = RunDir(tmp_path).load_checkpoint()
+    for field in dataclasses.fields(Checkpoint):
+        a, b = getattr(saved, field.name), getattr(back, field.name)
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), field.name
+        elif field.name == "model":
+            assert a.keys() == b.keys() and torch.equal(a["w"], b["w"])
+        else:
+            assert a == b, field.name
+    # one written before the epoch's running sums and the last validation were kept reads with none of them
+    state = saved.to_dict()
+    for key in ("partial", "last_val", "epoch_error"):
+        del state[key]
+    older = Checkpoint.from_dict(state)
+    assert older.partial is None and older.last_val is None and math.isnan(older.epoch_error)
